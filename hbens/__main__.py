@@ -1,0 +1,3 @@
+from hbens.cli import main
+
+main()

@@ -1,0 +1,165 @@
+"""Dice, the competition's metric, computed on run-length masks.
+
+Dice = 2|A∩B| / (|A| + |B|), and 1 when both masks are empty; the score of a submission
+is the mean over images of each class, then the mean over classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from hbens.classes import CLASSES
+
+
+@njit(cache=True, nogil=True)
+def intersection_size(a_starts, a_lengths, b_starts, b_lengths):
+    """Number of pixels covered by both of two sorted, non-overlapping run lists."""
+    i = 0
+    j = 0
+    total = 0
+    while i < a_starts.size and j < b_starts.size:
+        a_end = a_starts[i] + a_lengths[i]
+        b_end = b_starts[j] + b_lengths[j]
+        low = max(a_starts[i], b_starts[j])
+        high = min(a_end, b_end)
+        if high > low:
+            total += high - low
+        if a_end <= b_end:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+def dice_runs(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    """Dice of two masks given as ``(starts, lengths)`` runs; 1.0 when both are empty."""
+    total = int(a[1].sum()) + int(b[1].sum())
+    if total == 0:
+        return 1.0
+    return 2.0 * intersection_size(a[0], a[1], b[0], b[1]) / total
+
+
+def dice_masks(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two binary masks of the same shape; 1.0 when both are empty."""
+    a = np.asarray(a) != 0
+    b = np.asarray(b) != 0
+    total = int(a.sum()) + int(b.sum())
+    if total == 0:
+        return 1.0
+    return 2.0 * int(np.logical_and(a, b).sum()) / total
+
+
+@dataclass
+class DiceTable:
+    """Dice of each (image, class): ``values[i, c]`` for ``images[i]`` and ``classes[c]``."""
+
+    images: list[str]
+    classes: tuple[str, ...]
+    values: np.ndarray
+
+    @property
+    def per_class(self) -> np.ndarray:
+        """Mean Dice of each class over images."""
+        return self.values.mean(axis=0)
+
+    @property
+    def mean(self) -> float:
+        """The competition's score: mean over classes of the per-class means."""
+        return float(self.per_class.mean())
+
+
+def empty_table(images: list[str], classes: tuple[str, ...] = CLASSES) -> DiceTable:
+    """A table to fill, one row per image."""
+    return DiceTable(list(images), tuple(classes), np.zeros((len(images), len(classes))))
+
+
+def score_submission(prediction: str, ground_truth: str, missing: str = "error") -> DiceTable:
+    """Dice of each (image, class) of a submission against annotation JSONs or a ground-truth CSV.
+
+    Images are those of the ground truth.  A prediction row that is absent is an error, or an
+    empty mask with ``missing="empty"``.
+    """
+    from hbens.annotations import GroundTruth
+    from hbens.errors import HbensError
+    from hbens.rle import string_to_runs
+    from hbens.submission import scan_submission
+
+    truth = GroundTruth(ground_truth)
+    index = scan_submission(prediction)
+    absent = index.missing(truth.images)
+    if absent and missing != "empty":
+        shown = ", ".join(f"({image}, {name})" for image, name in absent[:3])
+        raise HbensError(
+            f"{prediction}: {len(absent)} (image, class) row(s) of the ground truth are missing, e.g. {shown}; "
+            "pass --missing empty to score them as empty masks"
+        )
+    table = empty_table(truth.images)
+    with index.open() as handle:
+        for i, (image, truth_runs) in enumerate(truth):
+            for c, name in enumerate(CLASSES):
+                key = (image, name)
+                rle = index.read_rle(key, handle) if key in index.rows else ""
+                table.values[i, c] = dice_runs(string_to_runs(rle), truth_runs[name])
+    return table
+
+
+def write_scores(path: str, table: DiceTable) -> None:
+    """Write per-class Dice as ``class,dice`` rows (the format ``hbens fuse --scores`` reads)."""
+    from hbens.outputs import atomic_open
+
+    with atomic_open(path) as handle:
+        handle.write("class,dice\n")
+        for name, value in zip(table.classes, table.per_class):
+            handle.write(f"{name},{value:.6f}\n")
+
+
+def read_scores(path: str) -> dict[str, float]:
+    """Per-class Dice from a ``class,dice`` CSV; raise HbensError naming the line on bad rows."""
+    import csv
+
+    from hbens.classes import CLASS_INDEX
+    from hbens.errors import HbensError, located
+
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+    except OSError as error:
+        raise HbensError(f"{path}: cannot read ({error.strerror}); check the path") from None
+    if not rows or [c.strip() for c in rows[0][:2]] != ["class", "dice"]:
+        raise HbensError(located(path, 1, "expected the header class,dice (as written by hbens score --out)"))
+    scores = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) < 2 or row[0] not in CLASS_INDEX:
+            raise HbensError(located(path, number, f"expected 'class,dice' with a known class, got {','.join(row)!r}"))
+        try:
+            scores[row[0]] = float(row[1])
+        except ValueError:
+            raise HbensError(located(path, number, f"dice {row[1]!r} is not a number")) from None
+    return scores
+
+
+def plot_scores(path: str, table: DiceTable) -> None:
+    """Save a per-class Dice bar chart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hbens.outputs import atomic_path
+
+    figure, axes = plt.subplots(figsize=(12, 4))
+    axes.bar(range(len(table.classes)), table.per_class, color="steelblue")
+    axes.axhline(table.mean, color="firebrick", linestyle="--", label=f"mean {table.mean:.4f}")
+    axes.set_xticks(range(len(table.classes)), table.classes, rotation=70, fontsize=8)
+    axes.set_ylim(min(0.0, float(table.per_class.min())), 1.0)
+    axes.set_ylabel("Dice")
+    axes.legend(loc="lower left")
+    figure.tight_layout()
+    with atomic_path(path) as temp:
+        figure.savefig(temp, format=path.rsplit(".", 1)[-1] if "." in path else "png", dpi=120)
+    plt.close(figure)

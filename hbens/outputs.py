@@ -1,0 +1,54 @@
+"""Atomic outputs: write to a temporary file beside the target, rename on success, never touch an input."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator, Sequence
+
+from hbens.errors import HbensError
+
+PathLike = str | os.PathLike
+
+
+def refuse_input(output: PathLike, inputs: Sequence[PathLike] = ()) -> None:
+    """Raise HbensError when ``output`` names one of the ``inputs``."""
+    out = Path(output)
+    for candidate in inputs:
+        candidate = Path(candidate)
+        same = out.resolve() == candidate.resolve()
+        if not same and out.exists() and candidate.exists():
+            same = os.path.samefile(out, candidate)
+        if same:
+            raise HbensError(f"{output}: output would overwrite input {candidate}; choose another -o path")
+
+
+@contextmanager
+def atomic_path(output: PathLike, inputs: Sequence[PathLike] = ()) -> Iterator[Path]:
+    """Yield a temporary path beside ``output``; rename it onto ``output`` only if the block succeeds."""
+    out = Path(output)
+    refuse_input(out, inputs)
+    if not out.parent.exists():
+        raise HbensError(f"{output}: folder {out.parent} does not exist; create it or choose another -o path")
+    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)
+    try:
+        yield Path(temp)
+        os.replace(temp, out)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+@contextmanager
+def atomic_open(output: PathLike, inputs: Sequence[PathLike] = (), mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file for writing that replaces ``output`` when the block succeeds."""
+    with atomic_path(output, inputs) as temp:
+        kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        with open(temp, mode, **kwargs) as handle:
+            yield handle

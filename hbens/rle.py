@@ -1,0 +1,415 @@
+"""The competition's run-length encoding, with numba kernels.
+
+A mask is flattened in row-major order; each run of foreground pixels is written as
+``start length`` with 1-indexed starts, all separated by single spaces; an empty mask
+is the empty string.  In memory, runs are two int64 arrays: 0-based ``starts`` into the
+flattened mask and ``lengths``.  Every fast path here is byte-identical to the plain
+numpy reference kept in the tests.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Sequence
+
+import numpy as np
+from numba import njit
+
+from hbens.classes import IMAGE_SHAPE
+from hbens.errors import HbensError
+
+__all__ = [
+    "RLEError",
+    "encode",
+    "decode",
+    "encode_many",
+    "decode_many",
+    "mask_to_runs",
+    "runs_to_mask",
+    "runs_to_string",
+    "string_to_runs",
+    "is_empty",
+    "box_to_runs",
+    "runs_to_box",
+    "runs_bounds",
+]
+
+_ONES = np.uint64(0x0101010101010101)
+_HIGHS = np.uint64(0x8080808080808080)
+
+# Error codes of the parser, turned into messages by ``string_to_runs``.
+_OK, _NOT_INTEGER, _ODD, _START, _LENGTH, _OVERLAP, _PAST_END = range(7)
+
+
+class RLEError(HbensError):
+    """An RLE string that does not describe a valid mask."""
+
+
+def _flat_bytes(mask: np.ndarray) -> np.ndarray:
+    """A contiguous 1-D uint8 view of a mask whose nonzero pixels are foreground."""
+    mask = np.asarray(mask)
+    if mask.dtype == np.bool_:
+        mask = mask.view(np.uint8)
+    elif mask.dtype != np.uint8:
+        mask = (mask != 0).view(np.uint8)
+    return np.ascontiguousarray(mask).reshape(-1)
+
+
+def _words(flat: np.ndarray) -> np.ndarray:
+    """The 8-byte words covering the longest prefix of ``flat`` that has whole words."""
+    return flat[: flat.size // 8 * 8].view(np.uint64)
+
+
+@njit(cache=True, nogil=True)
+def _has_zero_byte(word):
+    return ((word - _ONES) & ~word & _HIGHS) != 0
+
+
+@njit(cache=True, nogil=True)
+def _find_runs(flat, words):
+    """Runs of nonzero bytes, skipping whole 8-byte words of background or foreground."""
+    n = flat.size
+    n_words = words.size
+    capacity = 64
+    starts = np.empty(capacity, np.int64)
+    lengths = np.empty(capacity, np.int64)
+    count = 0
+    i = 0
+    while i < n:
+        while i < n and (i & 7) != 0 and flat[i] == 0:
+            i += 1
+        if (i & 7) == 0:
+            w = i >> 3
+            while w < n_words and words[w] == 0:
+                w += 1
+            i = w << 3
+            while i < n and flat[i] == 0:
+                i += 1
+        if i >= n:
+            break
+        start = i
+        i += 1
+        while i < n and (i & 7) != 0 and flat[i] != 0:
+            i += 1
+        if i < n and (i & 7) == 0:
+            w = i >> 3
+            while w < n_words and not _has_zero_byte(words[w]):
+                w += 1
+            i = w << 3
+        while i < n and flat[i] != 0:
+            i += 1
+        if count == capacity:
+            capacity *= 2
+            grown_starts = np.empty(capacity, np.int64)
+            grown_lengths = np.empty(capacity, np.int64)
+            grown_starts[:count] = starts[:count]
+            grown_lengths[:count] = lengths[:count]
+            starts = grown_starts
+            lengths = grown_lengths
+        starts[count] = start
+        lengths[count] = i - start
+        count += 1
+    return starts[:count].copy(), lengths[:count].copy()
+
+
+@njit(cache=True, nogil=True)
+def _n_digits(value):
+    digits = 1
+    while value >= 10:
+        value //= 10
+        digits += 1
+    return digits
+
+
+@njit(cache=True, nogil=True)
+def _write_number(buffer, position, value, digits):
+    for j in range(digits - 1, -1, -1):
+        buffer[position + j] = 48 + value % 10
+        value //= 10
+
+
+@njit(cache=True, nogil=True)
+def format_runs_ascii(starts, lengths):
+    """ASCII bytes of ``start length ...`` (1-indexed starts) for 0-based runs."""
+    total = 0
+    for k in range(starts.size):
+        total += _n_digits(starts[k] + 1) + _n_digits(lengths[k]) + 2
+    buffer = np.empty(max(total - 1, 0), np.uint8)
+    position = 0
+    for k in range(starts.size):
+        if k > 0:
+            buffer[position] = 32
+            position += 1
+        digits = _n_digits(starts[k] + 1)
+        _write_number(buffer, position, starts[k] + 1, digits)
+        position += digits
+        buffer[position] = 32
+        position += 1
+        digits = _n_digits(lengths[k])
+        _write_number(buffer, position, lengths[k], digits)
+        position += digits
+    return buffer
+
+
+@njit(cache=True, nogil=True)
+def _is_space(byte):
+    return byte == 32 or byte == 9 or byte == 10 or byte == 13
+
+
+@njit(cache=True, nogil=True)
+def parse_runs_ascii(text, size):
+    """Parse ASCII ``start length ...`` into 0-based runs, checking them against ``size`` pixels.
+
+    Returns ``(starts, lengths, error_code, token_index)``; ``error_code`` is 0 when valid.
+    """
+    n = text.size
+    n_tokens = 0
+    i = 0
+    while i < n:
+        while i < n and _is_space(text[i]):
+            i += 1
+        if i < n:
+            n_tokens += 1
+            while i < n and not _is_space(text[i]):
+                i += 1
+    empty = np.empty(0, np.int64)
+    values = np.empty(n_tokens, np.int64)
+    token = 0
+    i = 0
+    while i < n:
+        while i < n and _is_space(text[i]):
+            i += 1
+        if i >= n:
+            break
+        value = 0
+        digits = 0
+        while i < n and not _is_space(text[i]):
+            byte = text[i]
+            if byte < 48 or byte > 57 or digits >= 18:
+                return empty, empty, _NOT_INTEGER, token
+            value = value * 10 + (byte - 48)
+            digits += 1
+            i += 1
+        values[token] = value
+        token += 1
+    if n_tokens % 2 == 1:
+        return empty, empty, _ODD, n_tokens - 1
+    n_runs = n_tokens // 2
+    starts = np.empty(n_runs, np.int64)
+    lengths = np.empty(n_runs, np.int64)
+    previous_end = 0
+    for k in range(n_runs):
+        start = values[2 * k]
+        length = values[2 * k + 1]
+        if start < 1:
+            return empty, empty, _START, 2 * k
+        if length < 1:
+            return empty, empty, _LENGTH, 2 * k + 1
+        if start - 1 < previous_end:
+            return empty, empty, _OVERLAP, 2 * k
+        if start - 1 + length > size:
+            return empty, empty, _PAST_END, 2 * k
+        starts[k] = start - 1
+        lengths[k] = length
+        previous_end = start - 1 + length
+    return starts, lengths, _OK, -1
+
+
+@njit(cache=True, nogil=True)
+def _fill_runs(flat, starts, lengths):
+    for k in range(starts.size):
+        flat[starts[k] : starts[k] + lengths[k]] = 1
+
+
+def is_empty(rle: object) -> bool:
+    """True for the encodings of an empty mask: empty or blank string, None, NaN."""
+    if rle is None:
+        return True
+    if isinstance(rle, float):
+        return math.isnan(rle)
+    return isinstance(rle, (str, bytes)) and not rle.strip()
+
+
+def _ascii(rle: object) -> np.ndarray:
+    if is_empty(rle):
+        return np.empty(0, np.uint8)
+    if isinstance(rle, str):
+        try:
+            rle = rle.encode("ascii")
+        except UnicodeEncodeError:
+            raise RLEError("RLE contains non-ASCII characters; expected 'start length ...' integers") from None
+    if not isinstance(rle, bytes):
+        raise RLEError(f"RLE must be a string, got {type(rle).__name__}")
+    return np.frombuffer(rle, np.uint8)
+
+
+def _describe(code: int, token: int, text: np.ndarray, size: int) -> str:
+    tokens = text.tobytes().decode("ascii").split()
+    shown = repr(tokens[token]) if 0 <= token < len(tokens) else ""
+    if code == _NOT_INTEGER:
+        return f"RLE token {token + 1} ({shown}) is not a non-negative integer below 10^18"
+    if code == _ODD:
+        return f"RLE has an odd number of tokens ({len(tokens)}); expected 'start length' pairs"
+    if code == _START:
+        return f"RLE run {token // 2 + 1} starts at {tokens[token]}; starts are 1-indexed (>= 1)"
+    if code == _LENGTH:
+        return f"RLE run {token // 2 + 1} has length {tokens[token]}; lengths must be >= 1"
+    if code == _OVERLAP:
+        return f"RLE run {token // 2 + 1} (start {tokens[token]}) overlaps or precedes the previous run"
+    return (
+        f"RLE run {token // 2 + 1} (start {tokens[token]}, length {tokens[token + 1]}) "
+        f"ends past the last pixel {size}"
+    )
+
+
+def string_to_runs(rle: object, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[np.ndarray, np.ndarray]:
+    """Parse an RLE string into 0-based ``(starts, lengths)``; raise RLEError when invalid.
+
+    Empty strings, None and NaN are the empty mask.  Runs must be increasing,
+    non-overlapping and inside ``shape``.
+    """
+    text = _ascii(rle)
+    size = int(np.prod(shape))
+    starts, lengths, code, token = parse_runs_ascii(text, size)
+    if code != _OK:
+        raise RLEError(_describe(code, token, text, size))
+    return starts, lengths
+
+
+def runs_to_string(starts: np.ndarray, lengths: np.ndarray) -> str:
+    """Write 0-based runs as the competition's RLE string."""
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+    return format_runs_ascii(starts, lengths).tobytes().decode("ascii")
+
+
+def mask_to_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """0-based ``(starts, lengths)`` of the nonzero pixels of a mask, in row-major order."""
+    flat = _flat_bytes(mask)
+    return _find_runs(flat, _words(flat))
+
+
+def runs_to_mask(starts: np.ndarray, lengths: np.ndarray, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
+    """A uint8 0/1 mask of ``shape`` with the given 0-based runs set."""
+    flat = np.zeros(int(np.prod(shape)), np.uint8)
+    _fill_runs(flat, np.asarray(starts, np.int64), np.asarray(lengths, np.int64))
+    return flat.reshape(shape)
+
+
+def encode(mask: np.ndarray) -> str:
+    """Encode a 2-D mask (nonzero = foreground) as the competition's RLE string."""
+    return runs_to_string(*mask_to_runs(mask))
+
+
+def decode(rle: object, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
+    """Decode an RLE string (empty, None or NaN = empty mask) into a uint8 0/1 mask."""
+    return runs_to_mask(*string_to_runs(rle, shape), shape)
+
+
+def _workers(workers: int | None) -> int:
+    return workers or os.cpu_count() or 1
+
+
+def encode_many(masks: Iterable[np.ndarray], workers: int | None = None) -> list[str]:
+    """Encode many masks (a 3-D array or an iterable of 2-D ones) on parallel threads."""
+    with ThreadPoolExecutor(_workers(workers)) as pool:
+        return list(pool.map(encode, masks))
+
+
+def decode_many(
+    rles: Sequence[object], shape: tuple[int, int] = IMAGE_SHAPE, workers: int | None = None
+) -> np.ndarray:
+    """Decode many RLE strings into one ``(len(rles), *shape)`` uint8 array, in parallel."""
+    out = np.zeros((len(rles), *shape), np.uint8)
+
+    def fill(index: int) -> None:
+        starts, lengths = string_to_runs(rles[index], shape)
+        _fill_runs(out[index].reshape(-1), starts, lengths)
+
+    with ThreadPoolExecutor(_workers(workers)) as pool:
+        list(pool.map(fill, range(len(rles))))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _box_runs_to_frame(starts, lengths, box_width, top, left, frame_width):
+    """Map runs of a flattened box to runs of the flattened frame, split per row and merged."""
+    capacity = starts.size * 2 + 1
+    out_starts = np.empty(capacity, np.int64)
+    out_lengths = np.empty(capacity, np.int64)
+    count = 0
+    for k in range(starts.size):
+        position = starts[k]
+        end = position + lengths[k]
+        while position < end:
+            row = position // box_width
+            column = position - row * box_width
+            piece = min(end - position, box_width - column)
+            frame_start = (top + row) * frame_width + left + column
+            if count > 0 and out_starts[count - 1] + out_lengths[count - 1] == frame_start:
+                out_lengths[count - 1] += piece
+            else:
+                if count == capacity:
+                    capacity *= 2
+                    grown_starts = np.empty(capacity, np.int64)
+                    grown_lengths = np.empty(capacity, np.int64)
+                    grown_starts[:count] = out_starts[:count]
+                    grown_lengths[:count] = out_lengths[:count]
+                    out_starts = grown_starts
+                    out_lengths = grown_lengths
+                out_starts[count] = frame_start
+                out_lengths[count] = piece
+                count += 1
+            position += piece
+    return out_starts[:count].copy(), out_lengths[:count].copy()
+
+
+def box_to_runs(box: np.ndarray, top: int, left: int, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[np.ndarray, np.ndarray]:
+    """Runs, in the frame of ``shape``, of a mask crop whose top-left pixel is at ``(top, left)``."""
+    starts, lengths = mask_to_runs(box)
+    return _box_runs_to_frame(starts, lengths, box.shape[1], top, left, shape[1])
+
+
+def runs_bounds(starts: np.ndarray, lengths: np.ndarray, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[int, int, int, int] | None:
+    """Bounding box ``(top, left, bottom, right)`` (exclusive ends) of runs, or None when empty."""
+    if starts.size == 0:
+        return None
+    width = shape[1]
+    ends = starts + lengths - 1
+    top, bottom = int(starts[0] // width), int(ends[-1] // width) + 1
+    crosses = (starts // width) != (ends // width)
+    if crosses.any():
+        return top, 0, bottom, width
+    return top, int((starts % width).min()), bottom, int((ends % width).max()) + 1
+
+
+def runs_to_box(
+    starts: np.ndarray, lengths: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int] = IMAGE_SHAPE
+) -> np.ndarray:
+    """The uint8 crop ``box = (top, left, bottom, right)`` of the mask that the runs describe."""
+    top, left, bottom, right = box
+    width = shape[1]
+    crop = np.zeros((bottom - top, right - left), np.uint8)
+    _fill_box(crop, starts, lengths, top, left, width)
+    return crop
+
+
+@njit(cache=True, nogil=True)
+def _fill_box(crop, starts, lengths, top, left, frame_width):
+    height, box_width = crop.shape
+    for k in range(starts.size):
+        position = starts[k]
+        end = position + lengths[k]
+        while position < end:
+            row = position // frame_width
+            column = position - row * frame_width
+            piece = min(end - position, frame_width - column)
+            r = row - top
+            if 0 <= r < height:
+                c0 = max(column - left, 0)
+                c1 = min(column + piece - left, box_width)
+                if c0 < c1:
+                    crop[r, c0:c1] = 1
+            position += piece

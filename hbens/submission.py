@@ -1,0 +1,246 @@
+"""Submission CSVs (``image_name,class,rle``): a strict streaming reader and an atomic, canonical writer.
+
+Rows are keyed by ``(image_name, class)``, never by position.  Reading a file builds a
+:class:`SubmissionIndex` of byte offsets, so a row's RLE is read only when needed and
+memory does not grow with the size of the masks.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterable, Iterator, Sequence
+
+from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE, canonical_key
+from hbens.errors import HbensError, located
+from hbens.outputs import PathLike, atomic_open
+from hbens.rle import RLEError, string_to_runs
+
+HEADER = ("image_name", "class", "rle")
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a submission file, at a line (None for the whole file)."""
+
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return located(self.path, self.line, self.message)
+
+
+@dataclass
+class SubmissionIndex:
+    """Where each ``(image_name, class)`` row of a submission lies in its file."""
+
+    path: Path
+    rows: dict[Key, tuple[int, int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    columns: tuple[int, int, int] = (0, 1, 2)
+    n_fields: int = 3
+
+    @property
+    def images(self) -> list[str]:
+        """Image names in canonical (sorted) order."""
+        return sorted({image for image, _ in self.rows})
+
+    @property
+    def classes(self) -> list[str]:
+        """Classes present in the file, in canonical order."""
+        return sorted({name for _, name in self.rows}, key=CLASS_INDEX.__getitem__)
+
+    def line_of(self, key: Key) -> int:
+        """Line number (1-based) of a row."""
+        return self.rows[key][1]
+
+    def missing(self, images: Iterable[str] | None = None, classes: Sequence[str] = CLASSES) -> list[Key]:
+        """Pairs of ``images`` (default: the file's) x ``classes`` that have no row, canonical order."""
+        images = self.images if images is None else sorted(images)
+        return [(image, name) for image in images for name in classes if (image, name) not in self.rows]
+
+    def read_rle(self, key: Key, handle: IO[bytes]) -> str:
+        """The RLE string of a row, read from an open binary ``handle`` of this file."""
+        offset, _ = self.rows[key]
+        handle.seek(offset)
+        fields = _split(handle.readline())
+        return fields[self.columns[2]] if fields is not None else ""
+
+    def open(self) -> IO[bytes]:
+        """Open the file for :meth:`read_rle`."""
+        return open(self.path, "rb")
+
+
+def _split(raw: bytes) -> list[str] | None:
+    """Fields of one CSV line; None for a blank line."""
+    text = raw.decode("utf-8").rstrip("\r\n")
+    if not text.strip():
+        return None
+    if '"' in text:
+        return next(csv.reader(io.StringIO(text)))
+    return text.split(",")
+
+
+def _header_columns(fields: list[str] | None) -> tuple[int, int, int] | str:
+    names = [name.strip().lstrip("\ufeff") for name in fields or []]
+    missing = [name for name in HEADER if name not in names]
+    if missing:
+        return (
+            f"header {','.join(names) or '(empty)'} lacks column(s) {', '.join(missing)}; "
+            f"expected {','.join(HEADER)}"
+        )
+    return tuple(names.index(name) for name in HEADER)  # type: ignore[return-value]
+
+
+def scan_submission(
+    path: PathLike,
+    shape: tuple[int, int] = IMAGE_SHAPE,
+    strict: bool = True,
+    known_classes: Sequence[str] = CLASSES,
+) -> SubmissionIndex:
+    """Read a submission once, checking every row; return the index of its rows.
+
+    With ``strict`` the first problem raises :class:`HbensError` (``file:line: problem``);
+    otherwise every problem is collected in ``index.problems``.
+    """
+    index = SubmissionIndex(Path(path))
+    known = set(known_classes)
+
+    def report(line: int | None, message: str) -> None:
+        problem = Problem(str(path), line, message)
+        if strict:
+            raise HbensError(str(problem))
+        index.problems.append(problem)
+
+    try:
+        handle = open(path, "rb")
+    except OSError as error:
+        raise HbensError(f"{path}: cannot read ({error.strerror}); check the path") from None
+    with handle:
+        offset = 0
+        columns: tuple[int, int, int] | None = None
+        for number, raw in enumerate(handle, start=1):
+            line_offset, offset = offset, offset + len(raw)
+            try:
+                fields = _split(raw)
+            except (UnicodeDecodeError, csv.Error) as error:
+                report(number, f"unreadable line ({error}); expected UTF-8 CSV")
+                continue
+            if columns is None:
+                found = _header_columns(fields)
+                if isinstance(found, str):
+                    report(number, found)
+                    return index
+                columns, index.columns, index.n_fields = found, found, len(fields or ())
+                continue
+            if fields is None:
+                continue
+            if len(fields) != index.n_fields:
+                report(number, f"{len(fields)} fields, expected {index.n_fields} like the header")
+                continue
+            image, name, rle = (fields[c] for c in columns)
+            if not image:
+                report(number, "empty image_name")
+                continue
+            if name not in known:
+                report(number, f"unknown class {name!r}; valid classes: {', '.join(known_classes)}")
+                continue
+            key = (image, name)
+            if key in index.rows:
+                report(number, f"duplicate row for ({image}, {name}); first at line {index.rows[key][1]}")
+                continue
+            try:
+                string_to_runs(rle, shape)
+            except RLEError as error:
+                report(number, f"{image} {name}: {error}")
+                continue
+            index.rows[key] = (line_offset, number)
+        if columns is None:
+            report(None, f"empty file; expected the header {','.join(HEADER)}")
+    return index
+
+
+def read_submission(path: PathLike, shape: tuple[int, int] = IMAGE_SHAPE) -> dict[Key, str]:
+    """All rows of a submission as ``{(image_name, class): rle}`` (for small files and tests)."""
+    index = scan_submission(path, shape)
+    with index.open() as handle:
+        return {key: index.read_rle(key, handle) for key in sorted(index.rows, key=lambda k: canonical_key(*k))}
+
+
+class SubmissionWriter:
+    """Write rows in canonical order to a temporary file, renamed onto ``path`` on success."""
+
+    def __init__(self, path: PathLike, inputs: Sequence[PathLike] = ()):
+        self.path = path
+        self.inputs = inputs
+        self.rows_written = 0
+        self._last: tuple[str, int] | None = None
+
+    def __enter__(self) -> SubmissionWriter:
+        self._context = atomic_open(self.path, self.inputs)
+        self._handle = self._context.__enter__()
+        self._handle.write(",".join(HEADER) + "\n")
+        return self
+
+    def __exit__(self, *exc_info) -> bool | None:
+        self._handle.close()
+        return self._context.__exit__(*exc_info)
+
+    def write(self, image: str, class_name: str, rle: str) -> None:
+        """Write one row; rows must come in canonical order (image name, class order)."""
+        key = canonical_key(image, class_name)
+        if self._last is not None and key <= self._last:
+            raise ValueError(f"row ({image}, {class_name}) is out of canonical order")
+        self._last = key
+        if "," in image or '"' in image:
+            image = '"' + image.replace('"', '""') + '"'
+        self._handle.write(f"{image},{class_name},{rle}\n")
+        self.rows_written += 1
+
+
+def write_submission(path: PathLike, rows: dict[Key, str] | Iterable[tuple[str, str, str]], inputs: Sequence[PathLike] = ()) -> int:
+    """Write ``{(image, class): rle}`` or ``(image, class, rle)`` rows, sorted canonically; return the row count."""
+    items = rows.items() if isinstance(rows, dict) else (((i, c), r) for i, c, r in rows)
+    ordered = sorted(items, key=lambda item: canonical_key(*item[0]))
+    with SubmissionWriter(path, inputs) as writer:
+        for (image, name), rle in ordered:
+            writer.write(image, name, rle)
+    return writer.rows_written
+
+
+def iter_rows(index: SubmissionIndex) -> Iterator[tuple[str, str, str]]:
+    """Stream ``(image, class, rle)`` rows of an index in canonical order."""
+    with index.open() as handle:
+        for key in sorted(index.rows, key=lambda k: canonical_key(*k)):
+            yield key[0], key[1], index.read_rle(key, handle)
+
+
+@dataclass
+class CheckReport:
+    """What :func:`check_submission` found: counts and every problem."""
+
+    path: str
+    rows: int
+    images: int
+    classes: int
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_submission(path: PathLike, shape: tuple[int, int] = IMAGE_SHAPE, classes: Sequence[str] = CLASSES) -> CheckReport:
+    """Validate a whole submission: header, every row and RLE, and all ``classes`` for every image."""
+    index = scan_submission(path, shape, strict=False)
+    problems = list(index.problems)
+    for image in index.images:
+        absent = [name for name in classes if (image, name) not in index.rows]
+        if absent:
+            problems.append(Problem(str(path), None, f"{image}: missing {len(absent)} class(es): {', '.join(absent)}"))
+    return CheckReport(str(path), len(index.rows), len(index.images), len(index.classes), problems)

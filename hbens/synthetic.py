@@ -1,0 +1,128 @@
+"""Synthetic hands: bone-like polygons, their annotation JSONs and noisy model submissions.
+
+Used by the tests, the benchmarks and ``make demo``; nothing here reads real data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hbens.classes import CLASSES, IMAGE_SHAPE
+from hbens.rle import box_to_runs, runs_to_string
+
+Runs = tuple[np.ndarray, np.ndarray]
+
+
+def ellipse_points(center: tuple[float, float], axes: tuple[float, float], angle: float, n: int = 48) -> np.ndarray:
+    """Vertices (x, y) of a rotated ellipse, as an annotation polygon."""
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    x, y = axes[0] * np.cos(t), axes[1] * np.sin(t)
+    c, s = np.cos(angle), np.sin(angle)
+    return np.stack([center[0] + c * x - s * y, center[1] + s * x + c * y], axis=1)
+
+
+def hand_polygons(rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE) -> dict[str, np.ndarray]:
+    """One polygon per class laid out like a hand: five fingers of bones, a wrist, radius and ulna."""
+    height, width = shape
+    unit = min(height, width) / 2048
+    polygons = {}
+    finger = 0
+    for ray, bones in enumerate((3, 4, 4, 4, 4)):
+        x = width * (0.2 + 0.15 * ray) + rng.normal(0, 10 * unit)
+        y = height * 0.55
+        for _ in range(bones):
+            length = rng.uniform(60, 110) * unit
+            polygons[CLASSES[finger]] = ellipse_points((x, y - length), (18 * unit, length), rng.normal(0, 0.08))
+            y -= 2 * length + 8 * unit
+            finger += 1
+    for k, name in enumerate(CLASSES[19:27]):
+        cx = width * (0.35 + 0.08 * (k % 4)) + rng.normal(0, 5 * unit)
+        cy = height * (0.62 + 0.07 * (k // 4))
+        polygons[name] = ellipse_points((cx, cy), (rng.uniform(30, 50) * unit, rng.uniform(30, 45) * unit), rng.uniform(0, np.pi))
+    polygons["Radius"] = ellipse_points((width * 0.42, height * 0.85), (70 * unit, 260 * unit), 0.05)
+    polygons["Ulna"] = ellipse_points((width * 0.62, height * 0.86), (50 * unit, 250 * unit), -0.05)
+    return polygons
+
+
+def polygon_box(points: np.ndarray, shape: tuple[int, int], margin: int = 0) -> tuple[int, int, int, int]:
+    """Bounding box ``(top, left, bottom, right)`` of a polygon, grown by ``margin`` and clipped."""
+    top = max(int(np.floor(points[:, 1].min())) - margin, 0)
+    left = max(int(np.floor(points[:, 0].min())) - margin, 0)
+    bottom = min(int(np.ceil(points[:, 1].max())) + 1 + margin, shape[0])
+    right = min(int(np.ceil(points[:, 0].max())) + 1 + margin, shape[1])
+    return top, left, bottom, right
+
+
+def predicted_runs(
+    points: np.ndarray, rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE, noise: float = 3.0
+) -> Runs:
+    """A model's imperfect mask of a polygon: jittered outline, sometimes an island or a hole."""
+    import cv2
+
+    jittered = points + rng.normal(0, noise, points.shape)
+    top, left, bottom, right = polygon_box(jittered, shape, margin=40)
+    box = np.zeros((bottom - top, right - left), np.uint8)
+    cv2.fillPoly(box, [np.round(jittered - [left, top]).astype(np.int32)], 1)
+    if rng.random() < 0.3:
+        y, x = rng.integers(0, box.shape[0] - 6), rng.integers(0, box.shape[1] - 6)
+        box[y : y + rng.integers(2, 6), x : x + rng.integers(2, 6)] = 1
+    if rng.random() < 0.2:
+        cy, cx = np.mean(jittered[:, 1]) - top, np.mean(jittered[:, 0]) - left
+        box[int(cy) - 2 : int(cy) + 2, int(cx) - 2 : int(cx) + 2] = 0
+    return box_to_runs(box, top, left, shape)
+
+
+def random_mask(rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE, n_ellipses: int | None = None) -> np.ndarray:
+    """A uint8 mask of a few bone-like ellipses covering about 2-5 % of the frame."""
+    import cv2
+
+    height, width = shape
+    mask = np.zeros(shape, np.uint8)
+    n = int(rng.integers(2, 5)) if n_ellipses is None else n_ellipses
+    target = rng.uniform(0.02, 0.05) * height * width / n
+    for _ in range(n):
+        ratio = rng.uniform(1.5, 4.0)
+        minor = np.sqrt(target / (np.pi * ratio))
+        center = (rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height)
+        points = ellipse_points(center, (minor, minor * ratio), rng.uniform(0, np.pi))
+        cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
+    return mask
+
+
+def write_annotation(path: Path, polygons: dict[str, np.ndarray]) -> None:
+    """Write polygons as a competition annotation JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    annotations = [{"label": name, "points": np.round(p).astype(int).tolist()} for name, p in polygons.items()]
+    path.write_text(json.dumps({"annotations": annotations}), encoding="utf-8")
+
+
+def write_example(
+    folder: Path | str,
+    n_images: int = 4,
+    n_models: int = 3,
+    seed: int = 0,
+    shape: tuple[int, int] = IMAGE_SHAPE,
+) -> tuple[Path, list[Path]]:
+    """Write ground-truth JSONs and ``n_models`` noisy submissions; return the JSON folder and CSV paths."""
+    from hbens.submission import write_submission
+
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    gt = folder / "outputs_json"
+    rows: list[dict] = [{} for _ in range(n_models)]
+    for i in range(n_images):
+        image = f"image{1661319100000 + 17 * i}.png"
+        polygons = hand_polygons(rng, shape)
+        write_annotation(gt / f"ID{i:03d}" / image.replace(".png", ".json"), polygons)
+        for model in range(n_models):
+            for name, points in polygons.items():
+                rows[model][(image, name)] = runs_to_string(*predicted_runs(points, rng, shape, noise=2.0 + model))
+    csvs = []
+    for model in range(n_models):
+        path = folder / f"model{model + 1}.csv"
+        write_submission(path, rows[model])
+        csvs.append(path)
+    return gt, csvs
