@@ -14,7 +14,17 @@ from hbens.errors import HbensError
 existing_file = click.Path(exists=True, dir_okay=False)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class HbensGroup(click.Group):
+    """A group that reports HbensError as one line and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except HbensError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=HbensGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hbens")
 def cli() -> None:
     """Ensembles and post-processing for hand-bone X-ray segmentation submissions."""
@@ -74,18 +84,8 @@ def synth(folder: str, images: int, models: int, seed: int) -> None:
 
 
 def main() -> None:
-    """Entry point: run the CLI, turning HbensError into one line on stderr and exit status 1."""
-    try:
-        cli.main(standalone_mode=False)
-    except HbensError as error:
-        click.echo(f"hbens: error: {error}", err=True)
-        sys.exit(1)
-    except click.exceptions.Abort:
-        click.echo("hbens: aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
+    """Entry point of the ``hbens`` script."""
+    cli(prog_name="hbens")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Sequence
 
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit, prange
 
 from hbens.classes import IMAGE_SHAPE
 from hbens.errors import HbensError
@@ -57,9 +57,10 @@ def _flat_bytes(mask: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(mask).reshape(-1)
 
 
-def _words(flat: np.ndarray) -> np.ndarray:
-    """The 8-byte words covering the longest prefix of ``flat`` that has whole words."""
-    return flat[: flat.size // 8 * 8].view(np.uint64)
+def _words(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-byte words and 256-byte blocks (rows of 32 words) over the longest whole prefixes of ``flat``."""
+    words = flat[: flat.size // 8 * 8].view(np.uint64)
+    return words, words[: words.size // 32 * 32].reshape(-1, 32)
 
 
 @njit(cache=True, nogil=True)
@@ -68,20 +69,40 @@ def _has_zero_byte(word):
 
 
 @njit(cache=True, nogil=True)
-def _find_runs(flat, words):
-    """Runs of nonzero bytes, skipping whole 8-byte words of background or foreground."""
-    n = flat.size
-    n_words = words.size
-    capacity = 64
-    starts = np.empty(capacity, np.int64)
-    lengths = np.empty(capacity, np.int64)
+def _skip_zero_blocks(blocks, block, limit):
+    """Index of the first 256-byte block in ``[block, limit)`` that has a nonzero byte, else ``limit``."""
+    n_blocks = np.uint64(min(blocks.shape[0], limit))
+    b = np.uint64(block)
+    while b < n_blocks:
+        acc = np.uint64(0)
+        for j in range(32):
+            acc |= blocks[b, j]
+        if acc != 0:
+            break
+        b += np.uint64(1)
+    return np.int64(b)
+
+
+@njit(cache=True, nogil=True)
+def _scan_runs(flat, words, blocks, low, high, starts, lengths):
+    """Write the runs of nonzero bytes in ``flat[low:high]`` into ``starts``/``lengths``; return their count.
+
+    ``low`` is a multiple of 256.  Background is skipped by 256-byte blocks and 8-byte words,
+    foreground by words.
+    """
+    n = high
+    n_words = min(words.size, high >> 3)
     count = 0
-    i = 0
+    i = low
     while i < n:
         while i < n and (i & 7) != 0 and flat[i] == 0:
             i += 1
         if (i & 7) == 0:
             w = i >> 3
+            while w < n_words and (w & 31) != 0 and words[w] == 0:
+                w += 1
+            if (w & 31) == 0:
+                w = _skip_zero_blocks(blocks, w >> 5, high >> 8) << 5
             while w < n_words and words[w] == 0:
                 w += 1
             i = w << 3
@@ -100,18 +121,47 @@ def _find_runs(flat, words):
             i = w << 3
         while i < n and flat[i] != 0:
             i += 1
-        if count == capacity:
-            capacity *= 2
-            grown_starts = np.empty(capacity, np.int64)
-            grown_lengths = np.empty(capacity, np.int64)
-            grown_starts[:count] = starts[:count]
-            grown_lengths[:count] = lengths[:count]
-            starts = grown_starts
-            lengths = grown_lengths
         starts[count] = start
         lengths[count] = i - start
         count += 1
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _find_runs_serial(flat, words, blocks):
+    """Runs of nonzero bytes in one thread (safe to call from Python worker threads)."""
+    capacity = flat.size // 2 + 1
+    starts = np.empty(capacity, np.int64)
+    lengths = np.empty(capacity, np.int64)
+    count = _scan_runs(flat, words, blocks, 0, flat.size, starts, lengths)
     return starts[:count].copy(), lengths[:count].copy()
+
+
+@njit(cache=True, parallel=True)
+def _find_runs(flat, words, blocks, n_chunks):
+    """Runs of nonzero bytes, scanned in ``n_chunks`` 256-byte-aligned chunks in parallel, then joined."""
+    n = flat.size
+    step = ((n + n_chunks - 1) // n_chunks + 255) // 256 * 256
+    bounds = np.minimum(np.arange(n_chunks + 1) * step, n)
+    capacity = step // 2 + 1
+    starts = np.empty((n_chunks, capacity), np.int64)
+    lengths = np.empty((n_chunks, capacity), np.int64)
+    counts = np.zeros(n_chunks, np.int64)
+    for k in prange(n_chunks):
+        if bounds[k] < bounds[k + 1]:
+            counts[k] = _scan_runs(flat, words, blocks, bounds[k], bounds[k + 1], starts[k], lengths[k])
+    out_starts = np.empty(counts.sum(), np.int64)
+    out_lengths = np.empty(counts.sum(), np.int64)
+    total = 0
+    for k in range(n_chunks):
+        for j in range(counts[k]):
+            if total > 0 and j == 0 and out_starts[total - 1] + out_lengths[total - 1] == starts[k, 0]:
+                out_lengths[total - 1] += lengths[k, 0]
+            else:
+                out_starts[total] = starts[k, j]
+                out_lengths[total] = lengths[k, j]
+                total += 1
+    return out_starts[:total], out_lengths[:total]
 
 
 @njit(cache=True, nogil=True)
@@ -218,6 +268,48 @@ def parse_runs_ascii(text, size):
 
 
 @njit(cache=True, nogil=True)
+def _decode_into(text, flat):
+    """Parse ASCII runs and set them in the zeroed ``flat`` in one pass; return (error_code, token)."""
+    n = text.size
+    size = flat.size
+    token = 0
+    previous_end = 0
+    start = 0
+    i = 0
+    while i < n:
+        while i < n and _is_space(text[i]):
+            i += 1
+        if i >= n:
+            break
+        value = 0
+        digits = 0
+        while i < n and not _is_space(text[i]):
+            byte = text[i]
+            if byte < 48 or byte > 57 or digits >= 18:
+                return _NOT_INTEGER, token
+            value = value * 10 + (byte - 48)
+            digits += 1
+            i += 1
+        if token % 2 == 0:
+            start = value
+            if start < 1:
+                return _START, token
+            if start - 1 < previous_end:
+                return _OVERLAP, token
+        else:
+            if value < 1:
+                return _LENGTH, token
+            if start - 1 + value > size:
+                return _PAST_END, token - 1
+            flat[start - 1 : start - 1 + value] = 1
+            previous_end = start - 1 + value
+        token += 1
+    if token % 2 == 1:
+        return _ODD, token - 1
+    return _OK, -1
+
+
+@njit(cache=True, nogil=True)
 def _fill_runs(flat, starts, lengths):
     for k in range(starts.size):
         flat[starts[k] : starts[k] + lengths[k]] = 1
@@ -285,10 +377,16 @@ def runs_to_string(starts: np.ndarray, lengths: np.ndarray) -> str:
     return format_runs_ascii(starts, lengths).tobytes().decode("ascii")
 
 
-def mask_to_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """0-based ``(starts, lengths)`` of the nonzero pixels of a mask, in row-major order."""
+def mask_to_runs(mask: np.ndarray, parallel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """0-based ``(starts, lengths)`` of the nonzero pixels of a mask, in row-major order.
+
+    ``parallel`` splits the scan over numba's threads; pass False when calling from
+    Python worker threads (numba's default thread pool is not re-entrant).
+    """
     flat = _flat_bytes(mask)
-    return _find_runs(flat, _words(flat))
+    if parallel and flat.size >= 1 << 18:
+        return _find_runs(flat, *_words(flat), get_num_threads())
+    return _find_runs_serial(flat, *_words(flat))
 
 
 def runs_to_mask(starts: np.ndarray, lengths: np.ndarray, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
@@ -298,24 +396,28 @@ def runs_to_mask(starts: np.ndarray, lengths: np.ndarray, shape: tuple[int, int]
     return flat.reshape(shape)
 
 
-def encode(mask: np.ndarray) -> str:
+def encode(mask: np.ndarray, parallel: bool = True) -> str:
     """Encode a 2-D mask (nonzero = foreground) as the competition's RLE string."""
-    return runs_to_string(*mask_to_runs(mask))
+    return runs_to_string(*mask_to_runs(mask, parallel))
 
 
 def decode(rle: object, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
     """Decode an RLE string (empty, None or NaN = empty mask) into a uint8 0/1 mask."""
-    return runs_to_mask(*string_to_runs(rle, shape), shape)
+    text = _ascii(rle)
+    flat = np.zeros(shape[0] * shape[1], np.uint8)
+    code, token = _decode_into(text, flat)
+    if code != _OK:
+        raise RLEError(_describe(code, token, text, flat.size))
+    return flat.reshape(shape)
 
 
 def _workers(workers: int | None) -> int:
     return workers or os.cpu_count() or 1
 
 
-def encode_many(masks: Iterable[np.ndarray], workers: int | None = None) -> list[str]:
-    """Encode many masks (a 3-D array or an iterable of 2-D ones) on parallel threads."""
-    with ThreadPoolExecutor(_workers(workers)) as pool:
-        return list(pool.map(encode, masks))
+def encode_many(masks: Iterable[np.ndarray]) -> list[str]:
+    """Encode many masks (a 3-D array or an iterable of 2-D ones), each scanned on all cores."""
+    return [encode(mask) for mask in masks]
 
 
 def decode_many(
@@ -325,8 +427,10 @@ def decode_many(
     out = np.zeros((len(rles), *shape), np.uint8)
 
     def fill(index: int) -> None:
-        starts, lengths = string_to_runs(rles[index], shape)
-        _fill_runs(out[index].reshape(-1), starts, lengths)
+        text = _ascii(rles[index])
+        code, token = _decode_into(text, out[index].reshape(-1))
+        if code != _OK:
+            raise RLEError(f"row {index}: {_describe(code, token, text, out[index].size)}")
 
     with ThreadPoolExecutor(_workers(workers)) as pool:
         list(pool.map(fill, range(len(rles))))

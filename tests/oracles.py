@@ -1,0 +1,34 @@
+"""Plain, obviously-correct numpy references that the fast paths must match byte for byte."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def encode_reference(mask: np.ndarray) -> str:
+    """The competition's numpy RLE encoder."""
+    pixels = np.asarray(mask).flatten()
+    pixels = np.concatenate([[0], pixels, [0]])
+    runs = np.where(pixels[1:] != pixels[:-1])[0] + 1
+    runs[1::2] -= runs[::2]
+    return " ".join(str(x) for x in runs)
+
+
+def decode_reference(rle: str, shape: tuple[int, int]) -> np.ndarray:
+    """The competition's numpy RLE decoder."""
+    s = rle.split()
+    starts, lengths = [np.asarray(x, dtype=int) for x in (s[0:][::2], s[1:][::2])]
+    starts -= 1
+    ends = starts + lengths
+    img = np.zeros(shape[0] * shape[1], dtype=np.uint8)
+    for lo, hi in zip(starts, ends):
+        img[lo:hi] = 1
+    return img.reshape(shape)
+
+
+def vote_reference(rles: list[str], shape: tuple[int, int], weights: list[float], threshold: float) -> str:
+    """Mask-level vote: decode, weighted sum in input order, strict threshold, encode."""
+    total = np.zeros(shape, np.float64)
+    for weight, rle in zip(weights, rles):
+        total += weight * decode_reference(rle, shape)
+    return encode_reference((total > threshold).astype(np.uint8))

@@ -1,0 +1,54 @@
+"""The command line: thin wrappers, one-line errors, no torch for commands that need no model."""
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from hbens.cli import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_check_ok_and_invalid(tmp_path, example):
+    _, csvs = example
+    result = run("check", csvs[0])
+    assert result.exit_code == 0 and "OK: 58 rows, 2 images, 29 classes" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text(csvs[0].read_text().replace(",finger-3,", ",finger-33,", 1))
+    result = run("check", bad)
+    assert result.exit_code == 1
+    assert "unknown class 'finger-33'" in result.output and "INVALID" in result.output
+
+
+def test_score_writes_table_csv_and_plot(tmp_path, example):
+    gt, csvs = example
+    result = run("score", csvs[0], "--gt", gt, "--out", tmp_path / "s.csv", "--plot", tmp_path / "d.png")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1].startswith("mean ")
+    assert (tmp_path / "s.csv").read_text().startswith("class,dice\nfinger-1,")
+    assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_input_is_one_line_without_traceback(tmp_path, example):
+    gt, _ = example
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image_name,class,rle\na.png,Ulna,1 2 3\n")
+    result = run("score", bad, "--gt", gt)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [f"Error: {bad}:2: a.png Ulna: RLE has an odd number of tokens (3); "
+                                                   "expected 'start length' pairs"]
+    assert "Traceback" not in result.output
+
+
+def test_commands_without_models_do_not_import_torch(example):
+    _, csvs = example
+    code = (
+        "import sys; from hbens.cli import main; sys.argv = ['hbens', 'check', %r]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'" % str(csvs[0])
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from hbens import rle
+from hbens.classes import CLASSES
+from hbens.errors import HbensError
+from hbens.metrics import dice_masks, dice_runs, read_scores, score_submission, write_scores
+from hbens.submission import read_submission, write_submission
+
+masks = arrays(np.uint8, (6, 7), elements=st.sampled_from([0, 1]))
+
+
+def test_hand_computed_dice():
+    a = np.zeros((2, 4), np.uint8)
+    b = np.zeros((2, 4), np.uint8)
+    a[0, :3] = 1
+    b[0, 1:] = 1
+    b[1, 0] = 1
+    # |A| = 3, |B| = 4, |A and B| = 2: Dice = 4/7
+    assert dice_masks(a, b) == pytest.approx(4 / 7)
+    assert dice_runs(rle.mask_to_runs(a), rle.mask_to_runs(b)) == pytest.approx(4 / 7)
+    empty = np.zeros((2, 4), np.uint8)
+    assert dice_masks(empty, empty) == 1.0
+    assert dice_runs(rle.mask_to_runs(empty), rle.mask_to_runs(empty)) == 1.0
+    assert dice_runs(rle.mask_to_runs(a), rle.mask_to_runs(empty)) == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(masks, masks)
+def test_run_dice_equals_mask_dice(a, b):
+    assert dice_runs(rle.mask_to_runs(a), rle.mask_to_runs(b)) == dice_masks(a, b)
+
+
+def test_score_against_own_ground_truth_csv_is_one_and_json_matches_csv(tmp_path, example):
+    from hbens.annotations import GroundTruth
+
+    gt_folder, csvs = example
+    truth = GroundTruth(gt_folder)
+    rows = {(image, name): rle.runs_to_string(*runs[name]) for image, runs in truth for name in CLASSES}
+    gt_csv = tmp_path / "gt.csv"
+    write_submission(gt_csv, rows)
+    assert score_submission(str(gt_csv), str(gt_folder)).mean == 1.0
+    by_json = score_submission(str(csvs[0]), str(gt_folder))
+    by_csv = score_submission(str(csvs[0]), str(gt_csv))
+    assert np.array_equal(by_json.values, by_csv.values)
+    assert 0.8 < by_json.mean < 1.0
+
+
+def test_score_equals_mask_level_mean_dice(example):
+    from hbens.annotations import annotation_masks
+
+    gt_folder, csvs = example
+    table = score_submission(str(csvs[1]), str(gt_folder))
+    prediction = read_submission(csvs[1])
+    expected = []
+    for image, path in zip(table.images, sorted(gt_folder.rglob("*.json"), key=lambda p: p.stem)):
+        truth = annotation_masks(path)
+        expected.append([dice_masks(rle.decode(prediction[(image, n)]), truth[c]) for c, n in enumerate(CLASSES)])
+    assert np.allclose(table.values, expected, rtol=0, atol=1e-12)
+    assert table.mean == pytest.approx(np.mean(np.mean(expected, axis=0)))
+
+
+def test_missing_rows_error_or_empty(tmp_path, example):
+    gt_folder, csvs = example
+    rows = read_submission(csvs[0])
+    dropped = sorted(rows)[0]
+    del rows[dropped]
+    partial = tmp_path / "partial.csv"
+    write_submission(partial, rows)
+    with pytest.raises(HbensError, match="1 \\(image, class\\) row\\(s\\) of the ground truth are missing"):
+        score_submission(str(partial), str(gt_folder))
+    table = score_submission(str(partial), str(gt_folder), missing="empty")
+    assert table.values[0, CLASSES.index(dropped[1])] == 0.0
+
+
+def test_scores_file_round_trip_and_errors(tmp_path, example):
+    gt_folder, csvs = example
+    table = score_submission(str(csvs[0]), str(gt_folder))
+    path = tmp_path / "scores.csv"
+    write_scores(str(path), table)
+    scores = read_scores(str(path))
+    assert list(scores) == list(CLASSES)
+    assert scores["Ulna"] == pytest.approx(table.per_class[-1], abs=1e-6)
+    path.write_text("class,dice\nUlna,high\n")
+    with pytest.raises(HbensError, match=":2: dice 'high' is not a number"):
+        read_scores(str(path))

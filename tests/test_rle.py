@@ -1,0 +1,171 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from hbens import rle
+from tests.oracles import decode_reference, encode_reference
+
+FULL = (2048, 2048)
+
+
+def adversarial_masks(shape):
+    h, w = shape
+    yield np.zeros(shape, np.uint8)
+    yield np.ones(shape, np.uint8)
+    for y, x in [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)]:
+        m = np.zeros(shape, np.uint8)
+        m[y, x] = 1
+        yield m
+    checker = (np.indices(shape).sum(axis=0) % 2).astype(np.uint8)
+    yield checker
+    yield 1 - checker
+    m = np.zeros(shape, np.uint8)
+    m.reshape(-1)[w // 2 : w * 3 + 5] = 1
+    yield m
+    m = np.zeros(shape, np.uint8)
+    m.reshape(-1)[::3] = 1
+    yield m
+    m = np.ones(shape, np.uint8)
+    m.reshape(-1)[7::9] = 0
+    yield m
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (3, 5), (64, 64), (17, 33), FULL])
+def test_adversarial_masks_match_reference(shape):
+    for mask in adversarial_masks(shape):
+        expected = encode_reference(mask)
+        assert rle.encode(mask) == expected
+        assert np.array_equal(rle.decode(expected, shape), decode_reference(expected, shape))
+        assert np.array_equal(rle.decode(expected, shape), mask)
+
+
+def test_random_masks_with_word_boundaries(rng):
+    for density in [0.001, 0.05, 0.5, 0.95, 0.999]:
+        for shape in [(8, 8), (13, 29), (256, 256)]:
+            mask = (rng.random(shape) < density).astype(np.uint8)
+            assert rle.encode(mask) == encode_reference(mask)
+
+
+def test_realistic_full_frame(rng):
+    from hbens.synthetic import random_mask
+
+    mask = random_mask(rng)
+    text = rle.encode(mask)
+    assert text == encode_reference(mask)
+    assert np.array_equal(rle.decode(text), mask)
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40)), elements=st.sampled_from([0, 1])))
+def test_property_encode_matches_reference_and_round_trips(mask):
+    text = rle.encode(mask)
+    assert text == encode_reference(mask)
+    assert np.array_equal(rle.decode(text, mask.shape), mask)
+    starts, lengths = rle.mask_to_runs(mask)
+    assert rle.runs_to_string(starts, lengths) == text
+    assert np.array_equal(rle.runs_to_mask(starts, lengths, mask.shape), mask)
+
+
+def test_nonbinary_and_bool_masks_count_nonzero_as_foreground(rng):
+    values = rng.integers(0, 4, (32, 32)).astype(np.uint8) * 85
+    assert rle.encode(values) == encode_reference(values != 0)
+    assert rle.encode(values != 0) == encode_reference(values != 0)
+    assert rle.encode(values.astype(np.int32)) == encode_reference(values != 0)
+
+
+def test_non_contiguous_views_encode_like_copies(rng):
+    stack = (rng.random((3, 40, 50)) < 0.3).astype(np.uint8)
+    view = stack[1, ::2, 1:]
+    assert rle.encode(view) == encode_reference(np.ascontiguousarray(view))
+
+
+@pytest.mark.parametrize("empty", ["", "   ", None, float("nan")])
+def test_empty_encodings_decode_to_empty_masks(empty):
+    assert rle.decode(empty, (4, 4)).sum() == 0
+    assert rle.is_empty(empty)
+
+
+def test_decode_tolerates_extra_whitespace():
+    assert np.array_equal(rle.decode(" 1 2\t 5  1 \n", (2, 3)), np.array([[1, 1, 0], [0, 1, 0]], np.uint8))
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("1 2 3", "odd number"),
+        ("1 x", "not a non-negative integer"),
+        ("1 -2", "not a non-negative integer"),
+        ("1.5 2", "not a non-negative integer"),
+        ("0 2", "1-indexed"),
+        ("3 0", "length 0"),
+        ("5 2 3 1", "overlaps or precedes"),
+        ("1 3 2 1", "overlaps or precedes"),
+        ("16 2", "past the last pixel 16"),
+        ("99999999999999999999 1", "not a non-negative integer"),
+        ("1 2 é", "non-ASCII"),
+    ],
+)
+def test_invalid_rle_raises_one_clear_error(text, words):
+    with pytest.raises(rle.RLEError, match=words):
+        rle.string_to_runs(text, (4, 4))
+    with pytest.raises(rle.RLEError, match=words):
+        rle.decode(text, (4, 4))
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (513, 511), (1024, 777)])
+def test_parallel_chunks_join_runs_across_chunk_borders(shape, rng):
+    size = shape[0] * shape[1]
+    for middle in [size // 2 - 300, size // 2 - 1, size // 2, size // 2 + 1]:
+        mask = np.zeros(shape, np.uint8)
+        mask.reshape(-1)[middle - 5000 : middle + 5000] = 1
+        mask.reshape(-1)[rng.integers(0, size, 200)] ^= 1
+        assert rle.encode(mask) == encode_reference(mask)
+        assert rle.encode(mask, parallel=False) == encode_reference(mask)
+
+
+def test_touching_runs_are_accepted():
+    assert rle.decode("1 2 3 2", (1, 5)).tolist() == [[1, 1, 1, 1, 0]]
+
+
+def test_many_forms_match_single(rng):
+    from hbens.synthetic import random_mask
+
+    masks = np.stack([random_mask(rng, (128, 128)) for _ in range(6)] + [np.zeros((128, 128), np.uint8)])
+    texts = rle.encode_many(masks)
+    assert texts == [rle.encode(m, parallel=False) for m in masks]
+    assert texts == [encode_reference(m) for m in masks]
+    assert np.array_equal(rle.decode_many(texts, (128, 128), workers=2), masks)
+
+
+def test_box_runs_equal_full_frame_runs(rng):
+    shape = (40, 50)
+    for _ in range(50):
+        top, left = rng.integers(0, 30), rng.integers(0, 40)
+        h, w = rng.integers(1, shape[0] - top + 1), rng.integers(1, shape[1] - left + 1)
+        box = (rng.random((h, w)) < 0.6).astype(np.uint8)
+        frame = np.zeros(shape, np.uint8)
+        frame[top : top + h, left : left + w] = box
+        starts, lengths = rle.box_to_runs(box, top, left, shape)
+        assert rle.runs_to_string(starts, lengths) == encode_reference(frame)
+        bounds = rle.runs_bounds(starts, lengths, shape)
+        if bounds is None:
+            assert frame.sum() == 0
+            continue
+        crop = rle.runs_to_box(starts, lengths, bounds, shape)
+        b_top, b_left, b_bottom, b_right = bounds
+        assert np.array_equal(crop, frame[b_top:b_bottom, b_left:b_right])
+        outside = frame.copy()
+        outside[b_top:b_bottom, b_left:b_right] = 0
+        assert outside.sum() == 0
+
+
+def test_real_model_masks_match_reference(realdata):
+    for path in sorted((realdata / "masks").glob("*/*.npz")):
+        masks = np.load(path)["mask"]
+        assert masks.shape == (29, 2048, 2048), path
+        texts = rle.encode_many(masks)
+        for mask, text in zip(masks, texts):
+            assert text == encode_reference(mask)
+        assert np.array_equal(rle.decode_many(texts), masks != 0)

@@ -1,0 +1,135 @@
+import numpy as np
+import pytest
+
+from hbens.classes import CLASSES
+from hbens.errors import HbensError
+from hbens.submission import (
+    SubmissionWriter,
+    check_submission,
+    iter_rows,
+    read_submission,
+    scan_submission,
+    write_submission,
+)
+
+SHAPE = (8, 8)
+
+
+def write(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def full_rows(images=("b.png", "a_1_R.png")):
+    return {(image, name): f"{i + 1} 2" for image in images for i, name in enumerate(CLASSES)}
+
+
+def test_round_trip_is_canonical_and_keeps_underscored_names(tmp_path):
+    rows = full_rows()
+    path = tmp_path / "sub.csv"
+    assert write_submission(path, rows) == len(rows)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "image_name,class,rle"
+    assert lines[1] == "a_1_R.png,finger-1,1 2"
+    assert lines[30] == "b.png,finger-1,1 2"
+    assert read_submission(path, SHAPE) == rows
+
+
+def test_reader_keys_rows_not_positions(tmp_path):
+    path = write(tmp_path / "s.csv", ["class,rle,image_name", "Ulna,1 1,x.png", "Radius,,x.png"])
+    assert read_submission(path, SHAPE) == {("x.png", "Radius"): "", ("x.png", "Ulna"): "1 1"}
+
+
+def test_quoted_fields_and_crlf(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_bytes(b'image_name,class,rle\r\n"a,b.png",Ulna,"3 2"\r\n')
+    assert read_submission(path, SHAPE) == {("a,b.png", "Ulna"): "3 2"}
+    out = tmp_path / "out.csv"
+    write_submission(out, read_submission(path, SHAPE))
+    assert read_submission(out, SHAPE) == {("a,b.png", "Ulna"): "3 2"}
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (["image_name,rle", "a.png,1 1"], ":1: header image_name,rle lacks column(s) class"),
+        (["image_name,class,rle", "a.png,finger-20,1 1"], ":2: unknown class 'finger-20'"),
+        (["image_name,class,rle", "a.png,Ulna,1 2 3"], ":2: a.png Ulna: RLE has an odd number"),
+        (["image_name,class,rle", "a.png,Ulna,1 b"], ":2: a.png Ulna: RLE token 2 ('b') is not"),
+        (["image_name,class,rle", "a.png,Ulna,0 1"], ":2: a.png Ulna: RLE run 1 starts at 0"),
+        (["image_name,class,rle", "a.png,Ulna,1 0"], ":2: a.png Ulna: RLE run 1 has length 0"),
+        (["image_name,class,rle", "a.png,Ulna,5 3 6 1"], ":2: a.png Ulna: RLE run 2 (start 6) overlaps"),
+        (["image_name,class,rle", "a.png,Ulna,64 2"], ":2: a.png Ulna: RLE run 1 (start 64, length 2) ends past"),
+        (["image_name,class,rle", "a.png,Ulna,1 1", "a.png,Ulna,"], ":3: duplicate row for (a.png, Ulna); first at line 2"),
+        (["image_name,class,rle", "a.png,Ulna"], ":2: 2 fields, expected 3"),
+        (["image_name,class,rle", ",Ulna,"], ":2: empty image_name"),
+    ],
+)
+def test_bad_input_one_line_error_with_file_and_line(tmp_path, lines, message):
+    path = write(tmp_path / "bad.csv", lines)
+    with pytest.raises(HbensError) as error:
+        scan_submission(path, SHAPE)
+    assert str(error.value).startswith(str(path))
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_empty_and_missing_files(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(HbensError, match="empty file"):
+        scan_submission(empty)
+    with pytest.raises(HbensError, match="cannot read"):
+        scan_submission(tmp_path / "nope.csv")
+
+
+def test_check_lists_every_problem(tmp_path):
+    rows = full_rows(("a.png",))
+    path = tmp_path / "s.csv"
+    write_submission(path, rows)
+    text = path.read_text().replace("a.png,Ulna,29 2\n", "").replace("a.png,Radius,28 2", "a.png,Radius,28 x")
+    path.write_text(text + "a.png,Nail,1 1\n")
+    report = check_submission(path, SHAPE)
+    assert not report.ok
+    messages = [str(p) for p in report.problems]
+    assert len(messages) == 3
+    assert any("unknown class 'Nail'" in m for m in messages)
+    assert any("RLE token 2 ('x')" in m for m in messages)
+    assert any("missing 2 class(es): Radius, Ulna" in m for m in messages)
+
+
+def test_check_ok(tmp_path):
+    path = tmp_path / "s.csv"
+    write_submission(path, full_rows())
+    report = check_submission(path, SHAPE)
+    assert report.ok and (report.rows, report.images, report.classes) == (58, 2, 29)
+
+
+def test_writer_refuses_to_overwrite_input_and_leaves_nothing_on_failure(tmp_path):
+    path = tmp_path / "in.csv"
+    write_submission(path, full_rows())
+    before = path.read_bytes()
+    with pytest.raises(HbensError, match="would overwrite input"):
+        write_submission(path, full_rows(), inputs=[path])
+    assert path.read_bytes() == before
+    out = tmp_path / "out.csv"
+    with pytest.raises(ValueError, match="canonical order"):
+        with SubmissionWriter(out) as writer:
+            writer.write("b.png", "finger-1", "")
+            writer.write("a.png", "finger-1", "")
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_iter_rows_streams_in_canonical_order(tmp_path):
+    path = tmp_path / "s.csv"
+    write_submission(path, full_rows())
+    rows = list(iter_rows(scan_submission(path, SHAPE)))
+    assert [r[:2] for r in rows] == sorted([r[:2] for r in rows], key=lambda k: (k[0], CLASSES.index(k[1])))
+
+
+def test_real_submissions_are_valid(realdata):
+    for path in sorted((realdata / "csv").glob("*.csv")):
+        report = check_submission(path)
+        assert report.ok, report.problems
+        assert (report.rows, report.images, report.classes) == (58, 2, 29)
