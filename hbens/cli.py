@@ -67,6 +67,56 @@ def score(prediction: str, ground_truth: str, out_csv: str | None, plot: str | N
         plot_scores(plot, table)
 
 
+def _weights(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected comma-separated numbers such as 1,2,1") from None
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=existing_file)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Fused submission CSV.")
+@click.option("--strategy", type=click.Choice(["hard", "classwise"]), default="hard", show_default=True)
+@click.option("--min-votes", type=int, help="Foreground where at least K inputs agree [default: majority].")
+@click.option("--union", is_flag=True, help="Same as --min-votes 1.")
+@click.option("--intersection", is_flag=True, help="Same as --min-votes N (all inputs).")
+@click.option("--weights", help="One positive weight per input, e.g. 2,1,1.")
+@click.option("--min-weight", type=float, help="Foreground where the weight sum exceeds this [default: half].")
+@click.option("--class-weights", type=existing_file, help="CSV (class,w1,w2,...) or JSON of per-class weights.")
+@click.option("--pick", "picks", multiple=True, metavar="CLASS=I[+J...]",
+              help="classwise: take CLASS from input I, or a majority vote of inputs I+J+... (repeatable).")
+@click.option("--scores", multiple=True, type=existing_file,
+              help="classwise: per-class Dice of each input (hbens score --out), one file per input.")
+@click.option("--missing", type=click.Choice(["error", "empty"]), default="error", show_default=True,
+              help="Absent (image, class) rows: an error, or empty masks.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+def fuse(inputs, output, strategy, min_votes, union, intersection, weights, min_weight, class_weights,
+         picks, scores, missing, quiet) -> None:
+    """Fuse submission INPUTS (CSV) into one, voting on runs per (image, class)."""
+    from hbens.ensemble import classwise_rules, fuse_csvs, hard_rules, read_class_weights
+    from hbens.metrics import read_scores
+
+    n = len(inputs)
+    if union + intersection + (min_votes is not None) > 1:
+        raise click.UsageError("give at most one of --min-votes, --union, --intersection")
+    min_votes = 1 if union else n if intersection else min_votes
+    if strategy == "classwise":
+        if min_votes is not None or weights or class_weights or min_weight is not None:
+            raise click.UsageError("--strategy classwise takes --pick and --scores, not vote options")
+        rules = classwise_rules(n, picks, [read_scores(path) for path in scores] if scores else None)
+    else:
+        if picks or scores:
+            raise click.UsageError("--pick and --scores need --strategy classwise")
+        per_class = read_class_weights(class_weights, n) if class_weights else None
+        rules = hard_rules(n, min_votes, _weights(weights), min_weight, per_class)
+    summary = fuse_csvs(inputs, output, rules, missing, progress=not quiet)
+    if not quiet:
+        click.echo(str(summary), err=True)
+
+
 @cli.command()
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--images", default=4, show_default=True, help="Number of synthetic hands.")

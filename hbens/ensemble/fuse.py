@@ -1,0 +1,208 @@
+"""Fuse submission CSVs row by row: every (image, class) gets a vote over the inputs' run lists.
+
+Inputs are aligned by ``(image_name, class)``, streamed one image at a time (peak memory does
+not grow with the number of images) and the classes of an image are fused on parallel threads.
+No 2048x2048 array is built.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
+from hbens.ensemble.vote import VoteRule, vote_strings
+from hbens.errors import HbensError
+from hbens.outputs import PathLike
+from hbens.submission import SubmissionIndex, SubmissionWriter, scan_submission
+
+Runs = tuple[np.ndarray, np.ndarray]
+RowFilter = Callable[[str, str], str]
+"""A post-processing step applied to each fused row: ``(class_name, rle) -> rle``."""
+
+
+@dataclass
+class FuseSummary:
+    """What a fusion did: rows written, inputs, seconds, and rows that differ from each input."""
+
+    output: str
+    inputs: list[str]
+    rows: int = 0
+    seconds: float = 0.0
+    changed: list[int] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        changed = ", ".join(f"{Path(p).name}: {c}" for p, c in zip(self.inputs, self.changed))
+        return (
+            f"wrote {self.output}: {self.rows} rows from {len(self.inputs)} inputs in {self.seconds:.1f} s; "
+            f"rows changed vs each input: {changed}"
+        )
+
+
+def hard_rules(
+    n_inputs: int,
+    min_votes: int | None = None,
+    weights: Sequence[float] | None = None,
+    min_weight: float | None = None,
+    class_weights: dict[str, Sequence[float]] | None = None,
+) -> dict[str, VoteRule]:
+    """The same k-of-n or weighted vote over all inputs for every class, with per-class weights."""
+    everyone = range(n_inputs)
+    rules = {name: VoteRule.make(everyone, min_votes, weights, min_weight) for name in CLASSES}
+    for name, class_w in (class_weights or {}).items():
+        rules[name] = VoteRule.make(everyone, None, class_w, min_weight)
+    return rules
+
+
+def parse_pick(text: str, n_inputs: int) -> tuple[str, VoteRule]:
+    """Parse ``CLASS=INDEX`` or ``CLASS=I+J+K`` (majority vote of those inputs) into a rule."""
+    name, _, choice = text.partition("=")
+    if name not in CLASS_INDEX:
+        raise HbensError(f"--pick {text}: unknown class {name!r}; valid classes: {', '.join(CLASSES)}")
+    try:
+        inputs = [int(part) for part in choice.split("+")]
+    except ValueError:
+        raise HbensError(f"--pick {text}: expected CLASS=INDEX or CLASS=I+J+K with input indices") from None
+    bad = [i for i in inputs if not 0 <= i < n_inputs]
+    if bad or len(set(inputs)) != len(inputs):
+        raise HbensError(f"--pick {text}: indices must be distinct and in 0..{n_inputs - 1}")
+    return name, VoteRule.make(inputs)
+
+
+def classwise_rules(
+    n_inputs: int, picks: Sequence[str] = (), scores: Sequence[dict[str, float]] | None = None
+) -> dict[str, VoteRule]:
+    """Per-class choice of input: from validation ``scores`` (best, ties to the earlier input) or ``picks``.
+
+    Classes not chosen otherwise come from the first input; ``picks`` override ``scores``.
+    """
+    rules = {name: VoteRule.make([0]) for name in CLASSES}
+    if scores is not None:
+        if len(scores) != n_inputs:
+            raise HbensError(f"{len(scores)} --scores files for {n_inputs} inputs; give one per input, in order")
+        for name in CLASSES:
+            available = [(s[name], -i) for i, s in enumerate(scores) if name in s]
+            if available:
+                rules[name] = VoteRule.make([-max(available)[1]])
+    for text in picks:
+        name, rule = parse_pick(text, n_inputs)
+        rules[name] = rule
+    return rules
+
+
+def read_class_weights(path: PathLike, n_inputs: int) -> dict[str, list[float]]:
+    """Per-class weights from JSON (``{"Pisiform": [1, 2, 1]}``) or CSV rows ``class,w1,w2,...``."""
+    import csv
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise HbensError(f"{path}: cannot read ({error.strerror}); check the path") from None
+    if str(path).endswith(".json"):
+        try:
+            items = list(json.loads(text).items())
+        except (ValueError, AttributeError) as error:
+            raise HbensError(f"{path}: not a JSON object of class -> weights ({error})") from None
+        numbered = [(None, name, weights) for name, weights in items]
+    else:
+        rows = [row for row in csv.reader(text.splitlines()) if row]
+        numbered = [(n, row[0], row[1:]) for n, row in enumerate(rows, start=1) if row[0] != "class"]
+    result = {}
+    for line, name, weights in numbered:
+        where = f"{path}:{line}" if line else f"{path}"
+        if name not in CLASS_INDEX:
+            raise HbensError(f"{where}: unknown class {name!r}; valid classes: {', '.join(CLASSES)}")
+        try:
+            values = [float(w) for w in weights]
+        except (TypeError, ValueError):
+            raise HbensError(f"{where}: weights of {name} must be numbers") from None
+        if len(values) != n_inputs:
+            raise HbensError(f"{where}: {len(values)} weights for {name}, expected one per input ({n_inputs})")
+        result[name] = values
+    return result
+
+
+def _aligned_images(indexes: list[SubmissionIndex], rules: dict[str, VoteRule], missing: str) -> list[str]:
+    """Images to fuse; raise HbensError on differing image sets or absent rows unless ``missing='empty'``."""
+    image_sets = [set(index.images) for index in indexes]
+    images = sorted(set().union(*image_sets))
+    if missing == "empty":
+        return images
+    for index, own in zip(indexes, image_sets):
+        lacking = [image for image in images if image not in own]
+        if lacking:
+            raise HbensError(
+                f"{index.path}: image sets differ: lacks {len(lacking)} image(s) that other inputs have, e.g. "
+                f"{', '.join(lacking[:3])}; fuse inputs of the same images or pass --missing empty"
+            )
+    for i, index in enumerate(indexes):
+        used = [name for name, rule in rules.items() if i in rule.inputs]
+        absent = index.missing(images, used)
+        if absent:
+            shown = ", ".join(f"({image}, {name})" for image, name in absent[:3])
+            raise HbensError(
+                f"{index.path}: {len(absent)} (image, class) row(s) needed for the vote are missing, e.g. {shown}; "
+                "pass --missing empty to treat them as empty masks"
+            )
+    return images
+
+
+def fuse_csvs(
+    paths: Sequence[PathLike],
+    output: PathLike,
+    rules: dict[str, VoteRule] | None = None,
+    missing: str = "error",
+    post: RowFilter | None = None,
+    progress: bool = False,
+    shape: tuple[int, int] = IMAGE_SHAPE,
+    workers: int | None = None,
+) -> FuseSummary:
+    """Fuse submission CSVs into ``output`` with one :class:`VoteRule` per class (default: majority).
+
+    ``post`` post-processes each fused row (for example connected-component cleaning).
+    """
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    if missing not in ("error", "empty"):
+        raise HbensError(f"missing must be 'error' or 'empty', got {missing!r}")
+    rules = rules or hard_rules(len(paths))
+    for name, rule in rules.items():
+        if max(rule.inputs) >= len(paths):
+            raise HbensError(f"the rule for {name} uses input {max(rule.inputs)} but there are {len(paths)} inputs")
+    indexes = [scan_submission(path, shape) for path in paths]
+    images = _aligned_images(indexes, rules, missing)
+    summary = FuseSummary(str(output), [str(p) for p in paths], changed=[0] * len(paths))
+    size = shape[0] * shape[1]
+    handles = [index.open() for index in indexes]
+
+    def read(i: int, key: tuple[str, str]) -> str:
+        return indexes[i].read_rle(key, handles[i]) if key in indexes[i].rows else ""
+
+    def fuse_row(args: tuple[str, list[str]]) -> str:
+        name, texts = args
+        fused = vote_strings(texts, rules[name], size)
+        return post(name, fused) if post is not None else fused
+
+    try:
+        with ThreadPoolExecutor(workers) as pool, SubmissionWriter(output, paths) as writer:
+            for image in tqdm(images, desc="fuse", unit="image", disable=not progress, leave=False):
+                originals = {name: [read(i, (image, name)) for i in range(len(paths))] for name in CLASSES}
+                jobs = [(name, [originals[name][i] for i in rules[name].inputs]) for name in CLASSES]
+                for name, fused in zip(CLASSES, pool.map(fuse_row, jobs)):
+                    writer.write(image, name, fused)
+                    for i, original in enumerate(originals[name]):
+                        if fused != original and fused.split() != original.split():
+                            summary.changed[i] += 1
+            summary.rows = writer.rows_written
+    finally:
+        for handle in handles:
+            handle.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
