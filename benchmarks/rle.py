@@ -55,12 +55,12 @@ def main() -> None:
           f"{pool.mean() * 100:.1f} %")
     print(f"read once (uint64 max):   {read_time:8.2f} s  {gigabytes / read_time:6.2f} GB/s")
     print(f"encode numpy reference:   {ref_encode:8.2f} s  {gigabytes / ref_encode:6.2f} GB/s")
-    print(f"encode hbens (1 thread):  {hb_encode:8.2f} s  {gigabytes / hb_encode:6.2f} GB/s  "
+    print(f"encode hbens:             {hb_encode:8.2f} s  {gigabytes / hb_encode:6.2f} GB/s  "
           f"{ref_encode / hb_encode:6.1f}x reference, {hb_encode / read_time:4.2f}x read time")
     print(f"encode_many:              {hb_encode_many:8.2f} s  {gigabytes / hb_encode_many:6.2f} GB/s  "
           f"{ref_encode / hb_encode_many:6.1f}x reference, {hb_encode_many / read_time:4.2f}x read time")
     print(f"decode numpy reference:   {ref_decode:8.2f} s")
-    print(f"decode hbens (1 thread):  {hb_decode:8.2f} s  {ref_decode / hb_decode:6.1f}x reference")
+    print(f"decode hbens:             {hb_decode:8.2f} s  {ref_decode / hb_decode:6.1f}x reference")
     print("outputs identical: yes")
 
 

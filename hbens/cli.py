@@ -67,6 +67,37 @@ def score(prediction: str, ground_truth: str, out_csv: str | None, plot: str | N
         plot_scores(plot, table)
 
 
+def clean_options(command):
+    """The connected-component options shared by ``clean``, ``fuse`` and ``predict``."""
+    options = [
+        click.option("--min-area", type=click.IntRange(min=0), default=0, help="Drop components smaller than N pixels."),
+        click.option("--keep", type=click.IntRange(min=1), help="Keep the K largest components."),
+        click.option("--largest", is_flag=True, help="Same as --keep 1."),
+        click.option("--fill-holes", is_flag=True, help="Fill holes (background not reaching the border)."),
+        click.option("--connectivity", type=click.Choice(["4", "8"]), default="8", show_default=True,
+                     help="Bone connectivity; holes use the other one."),
+        click.option("--classes", "clean_classes", help="Clean only these classes (comma-separated)."),
+        click.option("--clean-config", type=existing_file, help="YAML/JSON of per-class clean settings."),
+        click.option("--report", type=click.Path(dir_okay=False), help="Write per-class clean counts (CSV)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _row_cleaner(min_area, keep, largest, fill_holes, connectivity, clean_classes, clean_config):
+    """A RowCleaner from the shared clean options, or None when they ask for nothing."""
+    from hbens.postproc import CleanConfig, RowCleaner, clean_configs
+
+    if largest and keep is not None:
+        raise click.UsageError("give --largest or --keep, not both")
+    defaults = CleanConfig(min_area, 1 if largest else keep, fill_holes, int(connectivity))
+    classes = [c.strip() for c in clean_classes.split(",")] if clean_classes else None
+    configs = clean_configs(defaults, classes, clean_config)
+    cleaner = RowCleaner(configs)
+    return cleaner if cleaner.configs else None
+
+
 def _weights(text: str | None) -> list[float] | None:
     if text is None:
         return None
@@ -93,9 +124,13 @@ def _weights(text: str | None) -> list[float] | None:
 @click.option("--missing", type=click.Choice(["error", "empty"]), default="error", show_default=True,
               help="Absent (image, class) rows: an error, or empty masks.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@clean_options
 def fuse(inputs, output, strategy, min_votes, union, intersection, weights, min_weight, class_weights,
-         picks, scores, missing, quiet) -> None:
-    """Fuse submission INPUTS (CSV) into one, voting on runs per (image, class)."""
+         picks, scores, missing, quiet, report, **clean) -> None:
+    """Fuse submission INPUTS (CSV) into one, voting on runs per (image, class).
+
+    The clean options, when given, clean each fused row in the same pass.
+    """
     from hbens.ensemble import classwise_rules, fuse_csvs, hard_rules, read_class_weights
     from hbens.metrics import read_scores
 
@@ -112,9 +147,37 @@ def fuse(inputs, output, strategy, min_votes, union, intersection, weights, min_
             raise click.UsageError("--pick and --scores need --strategy classwise")
         per_class = read_class_weights(class_weights, n) if class_weights else None
         rules = hard_rules(n, min_votes, _weights(weights), min_weight, per_class)
-    summary = fuse_csvs(inputs, output, rules, missing, progress=not quiet)
+    cleaner = _row_cleaner(**clean)
+    summary = fuse_csvs(inputs, output, rules, missing, post=cleaner, progress=not quiet)
+    if cleaner is not None and report:
+        cleaner.write_report(report)
     if not quiet:
         click.echo(str(summary), err=True)
+
+
+@cli.command()
+@click.argument("submission", type=existing_file)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cleaned submission CSV.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@clean_options
+def clean(submission, output, quiet, report, **options) -> None:
+    """Clean SUBMISSION's masks: small components, largest components, holes."""
+    import time
+
+    from hbens.postproc import clean_csv
+
+    cleaner = _row_cleaner(**options)
+    if cleaner is None:
+        raise click.UsageError("nothing to do: give --min-area, --keep/--largest, --fill-holes or --clean-config")
+    started = time.perf_counter()
+    rows = clean_csv(submission, output, cleaner, progress=not quiet)
+    if report:
+        cleaner.write_report(report)
+    if not quiet:
+        removed = sum(s.components_removed for s in cleaner.stats.values())
+        filled = sum(s.holes_filled for s in cleaner.stats.values())
+        click.echo(f"wrote {output}: {rows} rows in {time.perf_counter() - started:.1f} s; "
+                   f"{removed} component(s) removed, {filled} hole(s) filled", err=True)
 
 
 @cli.command()

@@ -32,3 +32,24 @@ def vote_reference(rles: list[str], shape: tuple[int, int], weights: list[float]
     for weight, rle in zip(weights, rles):
         total += weight * decode_reference(rle, shape)
     return encode_reference((total > threshold).astype(np.uint8))
+
+
+def clean_reference(mask: np.ndarray, min_area: int = 0, keep: int | None = None, fill: bool = False,
+                    connectivity: int = 8) -> np.ndarray:
+    """Connected-component cleaning on the full mask with scipy.ndimage labels."""
+    from scipy import ndimage
+
+    cross = ndimage.generate_binary_structure(2, 1)
+    square = np.ones((3, 3), bool)
+    labels, n = ndimage.label(mask, square if connectivity == 8 else cross)
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    kept = areas >= min_area
+    if keep is not None:
+        order = sorted(range(n), key=lambda i: (-areas[i], i))
+        candidates = [i for i in order if kept[i]]
+        kept = np.zeros(n, bool)
+        kept[candidates[:keep]] = True
+    out = np.isin(labels, 1 + np.flatnonzero(kept))
+    if fill:
+        out = ndimage.binary_fill_holes(out, cross if connectivity == 8 else square)
+    return out.astype(np.uint8)
