@@ -67,8 +67,13 @@ def score(prediction: str, ground_truth: str, out_csv: str | None, plot: str | N
         plot_scores(plot, table)
 
 
-def clean_options(command):
-    """The connected-component options shared by ``clean``, ``fuse`` and ``predict``."""
+def clean_options(command=None, classes_flag: str = "--classes"):
+    """The connected-component options shared by ``clean``, ``fuse`` and ``predict``.
+
+    ``predict`` names the class filter ``--clean-classes``: its ``--classes`` is the model's class count.
+    """
+    if command is None:
+        return lambda function: clean_options(function, classes_flag)
     options = [
         click.option("--min-area", type=click.IntRange(min=0), default=0, help="Drop components smaller than N pixels."),
         click.option("--keep", type=click.IntRange(min=1), help="Keep the K largest components."),
@@ -76,7 +81,7 @@ def clean_options(command):
         click.option("--fill-holes", is_flag=True, help="Fill holes (background not reaching the border)."),
         click.option("--connectivity", type=click.Choice(["4", "8"]), default="8", show_default=True,
                      help="Bone connectivity; holes use the other one."),
-        click.option("--classes", "clean_classes", help="Clean only these classes (comma-separated)."),
+        click.option(classes_flag, "clean_classes", help="Clean only these classes (comma-separated)."),
         click.option("--clean-config", type=existing_file, help="YAML/JSON of per-class clean settings."),
         click.option("--report", type=click.Path(dir_okay=False), help="Write per-class clean counts (CSV)."),
     ]
@@ -178,6 +183,73 @@ def clean(submission, output, quiet, report, **options) -> None:
         filled = sum(s.holes_filled for s in cleaner.stats.values())
         click.echo(f"wrote {output}: {rows} rows in {time.perf_counter() - started:.1f} s; "
                    f"{removed} component(s) removed, {filled} hole(s) filled", err=True)
+
+
+@cli.command()
+@click.option("--ckpt", "checkpoints", multiple=True, required=True, type=click.Path(exists=True),
+              help="Checkpoint file or save_pretrained folder (repeatable).")
+@click.option("--images", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of PNG images (searched recursively).")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder for the probability stores (one subfolder per model, or 'ensemble').")
+@click.option("--arch", help="smp architecture for bare state dicts, e.g. UnetPlusPlus.")
+@click.option("--encoder", help="smp encoder for bare state dicts, e.g. efficientnet-b0.")
+@click.option("--in-channels", type=int, default=3, show_default=True)
+@click.option("--classes", "n_classes", type=int, default=29, show_default=True)
+@click.option("--format", "checkpoint_format", help="Force a checkpoint format (default: detected).")
+@click.option("--allow-pickle", is_flag=True, help="Allow loading pickled code (only for files you trust).")
+@click.option("--channels", help="Select output channels START:STOP when a model gives more than 29.")
+@click.option("--size", type=int, help="Resize images to N x N (multiple of 32) for the model.")
+@click.option("--window", type=int, help="Sliding window of N x N pixels instead of a single pass.")
+@click.option("--overlap", type=float, default=0.5, show_default=True)
+@click.option("--blend", type=click.Choice(["gaussian", "mean"]), default="gaussian", show_default=True)
+@click.option("--tta", default="none", show_default=True, help="e.g. hflip,vflip,multiply=0.9:1.1,scale=0.75:1.25")
+@click.option("--merge", type=click.Choice(["mean", "max", "gmean"]), default="mean", show_default=True)
+@click.option("--normalize", default="none", show_default=True, help="imagenet, none or MEAN,STD.")
+@click.option("--ensemble", type=click.Choice(["mean"]), help="Average all checkpoints into one store.")
+@click.option("--weights", help="Ensemble weights, one per checkpoint, e.g. 2,1.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write a submission CSV.")
+@click.option("--threshold", type=float, default=0.5, show_default=True)
+@click.option("--thresholds", type=existing_file, help="Per-class thresholds: CSV class,threshold.")
+@click.option("--precision", type=click.Choice(["uint8", "fp16"]), default="uint8", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--resume", is_flag=True, help="Skip images whose stores exist and are valid.")
+@click.option("--keep-going", is_flag=True, help="Report failing images and go on.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@clean_options(classes_flag="--clean-classes")
+def predict(checkpoints, images, output, arch, encoder, in_channels, n_classes, checkpoint_format, allow_pickle,
+            channels, size, window, overlap, blend, tta, merge, normalize, ensemble, weights, csv_path, threshold,
+            thresholds, precision, device, batch_size, resume, keep_going, quiet, report, **clean) -> None:
+    """Predict per-class probabilities of every PNG in --images with each --ckpt."""
+    from pathlib import Path
+
+    from hbens.classes import CLASSES, read_class_values
+    from hbens.predictors import ModelSpec, PredictOptions, Predictor, load_model, predict_folder
+    from hbens.predictors.model import InferenceModel, parse_channels, resolve_device
+
+    options = PredictOptions(size, window, overlap, blend, tta, merge, normalize, batch_size,
+                             "float16" if precision == "fp16" else "uint8")
+    per_class = read_class_values(thresholds, "threshold") if thresholds else {}
+    cut = [per_class.get(name, threshold) for name in CLASSES]
+    spec = ModelSpec(arch, encoder, in_channels, n_classes)
+    device = resolve_device(device)
+    predictors = {}
+    for path in checkpoints:
+        loaded = load_model(path, spec, allow_pickle, checkpoint_format)
+        if loaded.name in predictors:
+            raise click.UsageError(f"two checkpoints are named {loaded.name}; rename one")
+        predictors[loaded.name] = Predictor(InferenceModel(loaded, device, parse_channels(channels)), options)
+    cleaner = _row_cleaner(**clean)
+    Path(output).mkdir(parents=True, exist_ok=True)
+    summary = predict_folder(predictors, images, output, options, ensemble, _weights(weights), csv_path, cut,
+                             resume, keep_going, cleaner, progress=not quiet)
+    if cleaner is not None and report:
+        cleaner.write_report(report)
+    if not quiet:
+        click.echo(str(summary), err=True)
+    if summary.failed:
+        sys.exit(1)
 
 
 @cli.command()

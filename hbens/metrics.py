@@ -117,30 +117,10 @@ def write_scores(path: str, table: DiceTable) -> None:
 
 
 def read_scores(path: str) -> dict[str, float]:
-    """Per-class Dice from a ``class,dice`` CSV; raise HbensError naming the line on bad rows."""
-    import csv
+    """Per-class Dice from a ``class,dice`` CSV (as written by :func:`write_scores`)."""
+    from hbens.classes import read_class_values
 
-    from hbens.classes import CLASS_INDEX
-    from hbens.errors import HbensError, located
-
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            rows = list(csv.reader(handle))
-    except OSError as error:
-        raise HbensError(f"{path}: cannot read ({error.strerror}); check the path") from None
-    if not rows or [c.strip() for c in rows[0][:2]] != ["class", "dice"]:
-        raise HbensError(located(path, 1, "expected the header class,dice (as written by hbens score --out)"))
-    scores = {}
-    for number, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) < 2 or row[0] not in CLASS_INDEX:
-            raise HbensError(located(path, number, f"expected 'class,dice' with a known class, got {','.join(row)!r}"))
-        try:
-            scores[row[0]] = float(row[1])
-        except ValueError:
-            raise HbensError(located(path, number, f"dice {row[1]!r} is not a number")) from None
-    return scores
+    return read_class_values(path, "dice", "hbens score --out")
 
 
 def plot_scores(path: str, table: DiceTable) -> None:

@@ -1,0 +1,62 @@
+"""Input images: find the PNGs of a test folder, read them, and prepare model inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hbens.errors import HbensError
+
+NORMALIZATIONS = {
+    "none": ((0.0,), (1.0,)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+
+def find_images(folder: str | Path) -> list[Path]:
+    """PNG files under ``folder`` (recursively), sorted by file name; names must be unique."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HbensError(f"{folder}: no such folder; pass the folder of test PNGs (e.g. test/DCM)")
+    paths = sorted((p for p in folder.rglob("*") if p.suffix.lower() == ".png" and p.is_file()), key=lambda p: p.name)
+    if not paths:
+        raise HbensError(f"{folder}: no .png images found")
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if path.name in seen:
+            raise HbensError(f"{path}: image name {path.name} also at {seen[path.name]}; submission rows need unique names")
+        seen[path.name] = path
+    return paths
+
+
+def read_gray(path: str | Path) -> np.ndarray:
+    """A grayscale image as float32 in [0, 1] (8- or 16-bit PNG); raise HbensError naming the file."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise HbensError(f"{path}: unreadable image; expected a PNG")
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    return image.astype(np.float32) / np.float32(scale)
+
+
+def parse_normalize(text: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``imagenet``, ``none`` or ``MEAN,STD`` (one value each, for every channel)."""
+    if text in NORMALIZATIONS:
+        return NORMALIZATIONS[text]
+    try:
+        mean, std = (float(v) for v in text.split(","))
+    except ValueError:
+        raise HbensError(f"--normalize {text}: expected imagenet, none or MEAN,STD such as 0.5,0.25") from None
+    if std <= 0:
+        raise HbensError(f"--normalize {text}: STD must be positive")
+    return (mean,), (std,)
+
+
+def to_input(image: np.ndarray, channels: int, normalize: tuple[tuple[float, ...], tuple[float, ...]]) -> np.ndarray:
+    """(channels, H, W) float32 model input: the gray image replicated, then normalized per channel."""
+    mean, std = (np.resize(np.asarray(v, np.float32), channels)[:, None, None] for v in normalize)
+    return (np.broadcast_to(image, (channels, *image.shape)) - mean) / std
