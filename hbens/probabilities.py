@@ -17,6 +17,7 @@ sees a partial file.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,16 +110,16 @@ class ProbabilityStore:
         try:
             with np.load(self.path, allow_pickle=False) as archive:
                 self.meta = json.loads(str(archive["meta"]))
+                if self.meta.get("format") != FORMAT or self.meta.get("version") != VERSION:
+                    raise HbensError(
+                        f"{path}: format {self.meta.get('format')} v{self.meta.get('version')}, "
+                        f"expected {FORMAT} v{VERSION}; predict it again with this hbens"
+                    )
                 self.boxes = archive["boxes"]
                 self.offsets = archive["offsets"]
                 self._data = archive["data"]
-        except (OSError, ValueError, KeyError, EOFError) as error:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise HbensError(f"{path}: not a readable hbens probability file ({error}); predict it again") from None
-        if self.meta.get("format") != FORMAT or self.meta.get("version") != VERSION:
-            raise HbensError(
-                f"{path}: format {self.meta.get('format')} v{self.meta.get('version')}, "
-                f"expected {FORMAT} v{VERSION}; predict it again with this hbens"
-            )
         if self.offsets[-1] != self._data.size or len(self.boxes) != len(self.classes):
             raise HbensError(f"{path}: inconsistent sizes; the file is damaged, predict it again")
 

@@ -104,6 +104,8 @@ def _torch_load(path: Path, allow_pickle: bool):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        if "global" not in str(error).lower():
+            raise HbensError(f"{path}: not a PyTorch checkpoint (unreadable pickle stream)") from None
         if not allow_pickle:
             raise HbensError(
                 f"{path}: holds pickled Python objects; loading them runs code from the file. "
