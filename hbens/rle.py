@@ -472,7 +472,7 @@ def _box_runs_to_frame(starts, lengths, box_width, top, left, frame_width):
 
 def box_to_runs(box: np.ndarray, top: int, left: int, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[np.ndarray, np.ndarray]:
     """Runs, in the frame of ``shape``, of a mask crop whose top-left pixel is at ``(top, left)``."""
-    starts, lengths = mask_to_runs(box)
+    starts, lengths = mask_to_runs(box, parallel=False)
     return _box_runs_to_frame(starts, lengths, box.shape[1], top, left, shape[1])
 
 

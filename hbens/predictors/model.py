@@ -103,4 +103,4 @@ class InferenceModel:
         self.forward_seconds += time.perf_counter() - started
         if not torch.isfinite(logits).all():
             raise HbensError(f"{self.loaded.name}: the model produced non-finite logits (NaN or inf)")
-        return logits[:, :, :height, :width].contiguous()
+        return logits[:, :, :height, :width] if pad_h or pad_w else logits

@@ -75,9 +75,10 @@ class Predictor:
         import torch.nn.functional as F
 
         size = self.options.size
-        tensors = [torch.from_numpy(to_input(image, self.model.in_channels, self.normalize))[None] for image in images]
         if size is not None:
-            tensors = [F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False) for t in tensors]
+            images = [F.interpolate(torch.from_numpy(image)[None, None], size=(size, size), mode="bilinear",
+                                    align_corners=False)[0, 0].numpy() for image in images]
+        tensors = [torch.from_numpy(to_input(image, self.model.in_channels, self.normalize))[None] for image in images]
         if self.options.window is not None:
             return [
                 predict_windows(self._forward, t, self.options.window, self.options.overlap,
@@ -95,8 +96,10 @@ def probability_crops(
     """Quantized per-class crops of the weighted mean of the models' sigmoid probabilities."""
     crops = []
     total = float(sum(weights))
+    above = [logits > FLOOR_LOGIT for logits in logit_sets]
+    flags = [(a.any(axis=2), a.any(axis=1)) for a in above]
     for c in range(logit_sets[0].shape[0]):
-        boxes = [source_box(logits[c] > FLOOR_LOGIT, shape) for logits in logit_sets]
+        boxes = [source_box(rows[c], columns[c], shape) for rows, columns in flags]
         boxes = [b for b in boxes if b is not None]
         if not boxes:
             crops.append(ClassCrop((0, 0, 0, 0), quantize(np.zeros((0, 0), np.float32), options.precision)))

@@ -34,18 +34,21 @@ def upsample_crop(logits: np.ndarray, shape: tuple[int, int], box: tuple[int, in
     return ry @ logits[y_low:y_high, x_low:x_high].astype(np.float32) @ rx.T
 
 
-def source_box(above: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    """Target-frame box that holds every pixel interpolated from a True cell of ``above`` (h, w)."""
-    rows = np.flatnonzero(above.any(axis=1))
-    if rows.size == 0:
+def source_box(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """Target-frame box holding every pixel interpolated from a flagged source row and column.
+
+    ``rows`` (h,) and ``columns`` (w,) flag the source rows and columns that hold cells of interest.
+    """
+    (h,), (w,) = rows.shape, columns.shape
+    rows, columns = np.flatnonzero(rows), np.flatnonzero(columns)
+    if rows.size == 0 or columns.size == 0:
         return None
-    columns = np.flatnonzero(above.any(axis=0))
-    (h, w), (height, width) = above.shape, shape
 
     def span(first: int, last: int, source: int, target: int) -> tuple[int, int]:
         scale = target / source
-        return max(int(np.floor((first - 1 + 0.5) * scale - 0.5)), 0), min(int(np.ceil((last + 1 + 0.5) * scale + 0.5)) + 1, target)
+        low = max(int(np.floor((first - 1 + 0.5) * scale - 0.5)), 0)
+        return low, min(int(np.ceil((last + 1 + 0.5) * scale + 0.5)) + 1, target)
 
-    top, bottom = span(int(rows[0]), int(rows[-1]), h, height)
-    left, right = span(int(columns[0]), int(columns[-1]), w, width)
+    top, bottom = span(int(rows[0]), int(rows[-1]), h, shape[0])
+    left, right = span(int(columns[0]), int(columns[-1]), w, shape[1])
     return top, left, bottom, right
