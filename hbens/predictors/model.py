@@ -101,6 +101,6 @@ class InferenceModel:
         if self.device == "cuda":
             torch.cuda.synchronize()
         self.forward_seconds += time.perf_counter() - started
-        if not torch.isfinite(logits).all():
+        if not torch.isfinite(logits.sum()):
             raise HbensError(f"{self.loaded.name}: the model produced non-finite logits (NaN or inf)")
         return logits[:, :, :height, :width] if pad_h or pad_w else logits

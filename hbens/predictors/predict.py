@@ -85,6 +85,8 @@ class Predictor:
                                 self.options.blend, self.options.batch_size)[0].numpy()
                 for t in tensors
             ]
+        if len(tensors) == 1:
+            return [self._forward(tensors[0])[0].numpy()]
         if len({t.shape for t in tensors}) == 1:
             return list(self._forward(torch.cat(tensors)).numpy())
         return [self._forward(t)[0].numpy() for t in tensors]
