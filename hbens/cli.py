@@ -40,7 +40,7 @@ def check(submission: str) -> None:
     for problem in report.problems:
         click.echo(str(problem))
     status = "OK" if report.ok else f"INVALID ({len(report.problems)} problem(s))"
-    click.echo(f"{submission}: {status}: {report.rows} rows, {report.images} images, {report.classes} classes")
+    click.echo(f"{submission}: {status}: {report.rows} valid rows, {report.images} images, {report.classes} classes")
     if not report.ok:
         sys.exit(1)
 
@@ -257,15 +257,17 @@ def predict(checkpoints, images, output, arch, encoder, in_channels, n_classes, 
 @click.option("--images", default=4, show_default=True, help="Number of synthetic hands.")
 @click.option("--models", default=3, show_default=True, help="Number of noisy model submissions.")
 @click.option("--seed", default=0, show_default=True)
-def synth(folder: str, images: int, models: int, seed: int) -> None:
+@click.option("--pngs", is_flag=True, help="Also write X-ray-like PNGs under FOLDER/images.")
+def synth(folder: str, images: int, models: int, seed: int, pngs: bool) -> None:
     """Write a synthetic example to FOLDER: annotation JSONs and noisy model submissions."""
     from pathlib import Path
 
     from hbens.synthetic import write_example
 
     Path(folder).mkdir(parents=True, exist_ok=True)
-    gt, csvs = write_example(folder, images, models, seed)
-    click.echo(f"wrote {gt} ({images} images) and {', '.join(map(str, csvs))}")
+    gt, csvs = write_example(folder, images, models, seed, images=pngs)
+    pictures = f", {Path(folder) / 'images'}" if pngs else ""
+    click.echo(f"wrote {gt} ({images} images){pictures} and {', '.join(map(str, csvs))}")
 
 
 def main() -> None:

@@ -99,14 +99,30 @@ def write_annotation(path: Path, polygons: dict[str, np.ndarray]) -> None:
     path.write_text(json.dumps({"annotations": annotations}), encoding="utf-8")
 
 
+def render_xray(polygons: dict[str, np.ndarray], rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
+    """A uint8 X-ray-like picture of the polygons: bright, blurred bones on a dark, noisy background."""
+    import cv2
+
+    image = np.zeros(shape, np.float32)
+    for points in polygons.values():
+        cv2.fillPoly(image, [np.round(points).astype(np.int32)], 1.0)
+    image = cv2.GaussianBlur(image, (0, 0), 3)
+    image = 40 + 150 * np.clip(image, 0, 1) + rng.normal(0, 8, shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
 def write_example(
     folder: Path | str,
     n_images: int = 4,
     n_models: int = 3,
     seed: int = 0,
     shape: tuple[int, int] = IMAGE_SHAPE,
+    images: bool = False,
 ) -> tuple[Path, list[Path]]:
-    """Write ground-truth JSONs and ``n_models`` noisy submissions; return the JSON folder and CSV paths."""
+    """Write ground-truth JSONs and ``n_models`` noisy submissions; return the JSON folder and CSV paths.
+
+    With ``images``, also write X-ray-like PNGs as ``images/IDxxx/NAME.png``.
+    """
     from hbens.submission import write_submission
 
     folder = Path(folder)
@@ -117,6 +133,11 @@ def write_example(
         image = f"image{1661319100000 + 17 * i}.png"
         polygons = hand_polygons(rng, shape)
         write_annotation(gt / f"ID{i:03d}" / image.replace(".png", ".json"), polygons)
+        if images:
+            import cv2
+
+            (folder / "images" / f"ID{i:03d}").mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / "images" / f"ID{i:03d}" / image), render_xray(polygons, rng, shape))
         for model in range(n_models):
             for name, points in polygons.items():
                 rows[model][(image, name)] = runs_to_string(*predicted_runs(points, rng, shape, noise=2.0 + model))

@@ -15,7 +15,7 @@ def run(*args):
 def test_check_ok_and_invalid(tmp_path, example):
     _, csvs = example
     result = run("check", csvs[0])
-    assert result.exit_code == 0 and "OK: 58 rows, 2 images, 29 classes" in result.output
+    assert result.exit_code == 0 and "OK: 58 valid rows, 2 images, 29 classes" in result.output
     bad = tmp_path / "bad.csv"
     bad.write_text(csvs[0].read_text().replace(",finger-3,", ",finger-33,", 1))
     result = run("check", bad)

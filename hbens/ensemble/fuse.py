@@ -192,7 +192,7 @@ def fuse_csvs(
 
     try:
         with ThreadPoolExecutor(workers) as pool, SubmissionWriter(output, paths) as writer:
-            for image in tqdm(images, desc="fuse", unit="image", disable=not progress, leave=False):
+            for image in tqdm(images, desc="fuse", unit="image", disable=None if progress else True, leave=False):
                 originals = {name: [read(i, (image, name)) for i in range(len(paths))] for name in CLASSES}
                 jobs = [(name, [originals[name][i] for i in rules[name].inputs]) for name in CLASSES]
                 for name, fused in zip(CLASSES, pool.map(fuse_row, jobs)):

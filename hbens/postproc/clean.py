@@ -235,7 +235,7 @@ def clean_csv(
     rows = iter_rows(index)
     with ThreadPoolExecutor(workers) as pool, SubmissionWriter(output, [path]) as writer:
         images = tqdm(groupby(rows, key=lambda row: row[0]), total=len(index.images), desc="clean",
-                      unit="image", disable=not progress, leave=False)
+                      unit="image", disable=None if progress else True, leave=False)
         for image, group in images:
             group = list(group)
             cleaned = pool.map(lambda row: cleaner(row[1], row[2]), group)

@@ -248,7 +248,7 @@ def predict_folder(
         submission = stack.enter_context(writer) if writer is not None else None
         writes: list[Future] = []
         pending = _prefetch([p for p, fresh in todo if fresh], readers, depth=2 * options.batch_size)
-        bar = stack.enter_context(tqdm(total=len(todo), desc="predict", unit="image", disable=not progress))
+        bar = stack.enter_context(tqdm(total=len(todo), desc="predict", unit="image", disable=None if progress else True))
         for first in range(0, len(todo), options.batch_size):
             chunk = todo[first : first + options.batch_size]
             loaded: list[Path] = []
