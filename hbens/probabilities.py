@@ -131,11 +131,16 @@ class ProbabilityStore:
     def shape(self) -> tuple[int, int]:
         return tuple(self.meta["shape"])
 
-    def crop(self, index: int) -> ClassCrop:
-        """A class's stored crop, dequantized to float32."""
+    def stored_crop(self, index: int) -> ClassCrop:
+        """A class's crop as stored (uint8 or float16)."""
         top, left, bottom, right = (int(v) for v in self.boxes[index])
         values = self._data[self.offsets[index] : self.offsets[index + 1]]
-        return ClassCrop((top, left, bottom, right), dequantize(values).reshape(bottom - top, right - left))
+        return ClassCrop((top, left, bottom, right), values.reshape(bottom - top, right - left))
+
+    def crop(self, index: int) -> ClassCrop:
+        """A class's crop, dequantized to float32."""
+        stored = self.stored_crop(index)
+        return ClassCrop(stored.box, dequantize(stored.values))
 
     def class_map(self, index: int) -> np.ndarray:
         """The full (H, W) float32 probability map of one class."""

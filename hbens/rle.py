@@ -209,104 +209,109 @@ def _is_space(byte):
 
 
 @njit(cache=True, nogil=True)
+def _read_token(text, i):
+    """Skip whitespace from ``i`` and read one token: ``(value, end)``; value -1 when not an integer,
+    -2 when there is no token left."""
+    n = text.size
+    while i < n and _is_space(text[i]):
+        i += 1
+    if i >= n:
+        return -2, i
+    value = 0
+    digits = 0
+    while i < n and not _is_space(text[i]):
+        byte = text[i]
+        if byte < 48 or byte > 57 or digits >= 18:
+            return -1, i
+        value = value * 10 + (byte - 48)
+        digits += 1
+        i += 1
+    return value, i
+
+
+@njit(cache=True, nogil=True)
+def _check_run(start, length, previous_end, size):
+    """Error code of a 1-indexed run after a run ending at ``previous_end`` (0-based, exclusive)."""
+    if start < 1:
+        return _START
+    if length < 1:
+        return _LENGTH
+    if start - 1 < previous_end:
+        return _OVERLAP
+    if start - 1 + length > size:
+        return _PAST_END
+    return _OK
+
+
+@njit(cache=True, nogil=True)
+def _count_tokens(text):
+    count = 0
+    inside = False
+    for byte in text:
+        space = _is_space(byte)
+        if not space and not inside:
+            count += 1
+        inside = not space
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _next_run(text, i, token, previous_end, size):
+    """Read and check the run starting at token ``token``: ``(start, length, end, code, bad_token)``."""
+    start, i = _read_token(text, i)
+    if start == -2:
+        return 0, 0, i, _OK, -1
+    if start == -1:
+        return 0, 0, i, _NOT_INTEGER, token
+    length, i = _read_token(text, i)
+    if length == -2:
+        return 0, 0, i, _ODD, token
+    if length == -1:
+        return 0, 0, i, _NOT_INTEGER, token + 1
+    code = _check_run(start, length, previous_end, size)
+    return start - 1, length, i, code, token + 1 if code == _LENGTH else token
+
+
+@njit(cache=True, nogil=True)
 def parse_runs_ascii(text, size):
     """Parse ASCII ``start length ...`` into 0-based runs, checking them against ``size`` pixels.
 
     Returns ``(starts, lengths, error_code, token_index)``; ``error_code`` is 0 when valid.
     """
-    n = text.size
-    n_tokens = 0
-    i = 0
-    while i < n:
-        while i < n and _is_space(text[i]):
-            i += 1
-        if i < n:
-            n_tokens += 1
-            while i < n and not _is_space(text[i]):
-                i += 1
-    empty = np.empty(0, np.int64)
-    values = np.empty(n_tokens, np.int64)
-    token = 0
-    i = 0
-    while i < n:
-        while i < n and _is_space(text[i]):
-            i += 1
-        if i >= n:
-            break
-        value = 0
-        digits = 0
-        while i < n and not _is_space(text[i]):
-            byte = text[i]
-            if byte < 48 or byte > 57 or digits >= 18:
-                return empty, empty, _NOT_INTEGER, token
-            value = value * 10 + (byte - 48)
-            digits += 1
-            i += 1
-        values[token] = value
-        token += 1
-    if n_tokens % 2 == 1:
-        return empty, empty, _ODD, n_tokens - 1
-    n_runs = n_tokens // 2
+    n_runs = _count_tokens(text) // 2 + 1
     starts = np.empty(n_runs, np.int64)
     lengths = np.empty(n_runs, np.int64)
+    empty = np.empty(0, np.int64)
+    count = 0
     previous_end = 0
-    for k in range(n_runs):
-        start = values[2 * k]
-        length = values[2 * k + 1]
-        if start < 1:
-            return empty, empty, _START, 2 * k
-        if length < 1:
-            return empty, empty, _LENGTH, 2 * k + 1
-        if start - 1 < previous_end:
-            return empty, empty, _OVERLAP, 2 * k
-        if start - 1 + length > size:
-            return empty, empty, _PAST_END, 2 * k
-        starts[k] = start - 1
-        lengths[k] = length
-        previous_end = start - 1 + length
-    return starts, lengths, _OK, -1
+    i = 0
+    while True:
+        start, length, i, code, token = _next_run(text, i, 2 * count, previous_end, size)
+        if code != _OK:
+            return empty, empty, code, token
+        if length == 0:
+            return starts[:count], lengths[:count], _OK, -1
+        starts[count] = start
+        lengths[count] = length
+        previous_end = start + length
+        count += 1
 
 
 @njit(cache=True, nogil=True)
 def _decode_into(text, flat):
     """Parse ASCII runs and set them in the zeroed ``flat`` in one pass; return (error_code, token)."""
-    n = text.size
-    size = flat.size
-    token = 0
     previous_end = 0
-    start = 0
+    token = 0
     i = 0
-    while i < n:
-        while i < n and _is_space(text[i]):
-            i += 1
-        if i >= n:
-            break
-        value = 0
-        digits = 0
-        while i < n and not _is_space(text[i]):
-            byte = text[i]
-            if byte < 48 or byte > 57 or digits >= 18:
-                return _NOT_INTEGER, token
-            value = value * 10 + (byte - 48)
-            digits += 1
-            i += 1
-        if token % 2 == 0:
-            start = value
-            if start < 1:
-                return _START, token
-            if start - 1 < previous_end:
-                return _OVERLAP, token
-        else:
-            if value < 1:
-                return _LENGTH, token
-            if start - 1 + value > size:
-                return _PAST_END, token - 1
-            flat[start - 1 : start - 1 + value] = 1
-            previous_end = start - 1 + value
-        token += 1
-    if token % 2 == 1:
-        return _ODD, token - 1
-    return _OK, -1
+    while True:
+        start, length, i, code, bad = _next_run(text, i, token, previous_end, flat.size)
+        if code != _OK:
+            return code, bad
+        if length == 0:
+            return _OK, -1
+        flat[start : start + length] = 1
+        previous_end = start + length
+        token += 2
 
 
 @njit(cache=True, nogil=True)
@@ -438,42 +443,64 @@ def decode_many(
 
 
 @njit(cache=True, nogil=True)
-def _box_runs_to_frame(starts, lengths, box_width, top, left, frame_width):
-    """Map runs of a flattened box to runs of the flattened frame, split per row and merged."""
-    capacity = starts.size * 2 + 1
-    out_starts = np.empty(capacity, np.int64)
-    out_lengths = np.empty(capacity, np.int64)
-    count = 0
+def _row_segments(starts, lengths, width):
+    """Cut runs at row ends into ``(row, first column, end column)`` segments, in row-major order."""
+    total = 0
+    for k in range(starts.size):
+        total += (starts[k] + lengths[k] - 1) // width - starts[k] // width + 1
+    rows = np.empty(total, np.int64)
+    begins = np.empty(total, np.int64)
+    ends = np.empty(total, np.int64)
+    n = 0
     for k in range(starts.size):
         position = starts[k]
         end = position + lengths[k]
         while position < end:
-            row = position // box_width
-            column = position - row * box_width
-            piece = min(end - position, box_width - column)
-            frame_start = (top + row) * frame_width + left + column
-            if count > 0 and out_starts[count - 1] + out_lengths[count - 1] == frame_start:
-                out_lengths[count - 1] += piece
-            else:
-                if count == capacity:
-                    capacity *= 2
-                    grown_starts = np.empty(capacity, np.int64)
-                    grown_lengths = np.empty(capacity, np.int64)
-                    grown_starts[:count] = out_starts[:count]
-                    grown_lengths[:count] = out_lengths[:count]
-                    out_starts = grown_starts
-                    out_lengths = grown_lengths
-                out_starts[count] = frame_start
-                out_lengths[count] = piece
-                count += 1
+            row = position // width
+            column = position - row * width
+            piece = min(end - position, width - column)
+            rows[n] = row
+            begins[n] = column
+            ends[n] = column + piece
+            n += 1
             position += piece
-    return out_starts[:count].copy(), out_lengths[:count].copy()
+    return rows, begins, ends
+
+
+@njit(cache=True, nogil=True)
+def _segments_to_runs(rows, begins, ends, width):
+    """Runs of row-major sorted segments, joining segments that touch (also across a row end)."""
+    starts = np.empty(rows.size, np.int64)
+    lengths = np.empty(rows.size, np.int64)
+    count = 0
+    for i in range(rows.size):
+        start = rows[i] * width + begins[i]
+        if count > 0 and starts[count - 1] + lengths[count - 1] == start:
+            lengths[count - 1] += ends[i] - begins[i]
+        else:
+            starts[count] = start
+            lengths[count] = ends[i] - begins[i]
+            count += 1
+    return starts[:count].copy(), lengths[:count].copy()
+
+
+Segments = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def runs_to_segments(starts: np.ndarray, lengths: np.ndarray, width: int) -> Segments:
+    """Row segments ``(rows, begins, ends)`` (ends exclusive) of runs in a frame ``width`` pixels wide."""
+    return _row_segments(np.asarray(starts, np.int64), np.asarray(lengths, np.int64), width)
+
+
+def segments_to_runs(rows: np.ndarray, begins: np.ndarray, ends: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of row-major sorted segments in a frame ``width`` pixels wide."""
+    return _segments_to_runs(rows, begins, ends, width)
 
 
 def box_to_runs(box: np.ndarray, top: int, left: int, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[np.ndarray, np.ndarray]:
     """Runs, in the frame of ``shape``, of a mask crop whose top-left pixel is at ``(top, left)``."""
-    starts, lengths = mask_to_runs(box, parallel=False)
-    return _box_runs_to_frame(starts, lengths, box.shape[1], top, left, shape[1])
+    rows, begins, ends = runs_to_segments(*mask_to_runs(box, parallel=False), box.shape[1])
+    return _segments_to_runs(rows + top, begins + left, ends + left, shape[1])
 
 
 def runs_bounds(starts: np.ndarray, lengths: np.ndarray, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[int, int, int, int] | None:
@@ -494,26 +521,18 @@ def runs_to_box(
 ) -> np.ndarray:
     """The uint8 crop ``box = (top, left, bottom, right)`` of the mask that the runs describe."""
     top, left, bottom, right = box
-    width = shape[1]
     crop = np.zeros((bottom - top, right - left), np.uint8)
-    _fill_box(crop, starts, lengths, top, left, width)
+    _fill_segments(crop, *runs_to_segments(starts, lengths, shape[1]), top, left)
     return crop
 
 
 @njit(cache=True, nogil=True)
-def _fill_box(crop, starts, lengths, top, left, frame_width):
-    height, box_width = crop.shape
-    for k in range(starts.size):
-        position = starts[k]
-        end = position + lengths[k]
-        while position < end:
-            row = position // frame_width
-            column = position - row * frame_width
-            piece = min(end - position, frame_width - column)
-            r = row - top
-            if 0 <= r < height:
-                c0 = max(column - left, 0)
-                c1 = min(column + piece - left, box_width)
-                if c0 < c1:
-                    crop[r, c0:c1] = 1
-            position += piece
+def _fill_segments(crop, rows, begins, ends, top, left):
+    height, width = crop.shape
+    for i in range(rows.size):
+        r = rows[i] - top
+        if 0 <= r < height:
+            c0 = max(begins[i] - left, 0)
+            c1 = min(ends[i] - left, width)
+            if c0 < c1:
+                crop[r, c0:c1] = 1

@@ -24,9 +24,9 @@ def _sweep(starts, lengths, offsets, weights, threshold):
     n = offsets.size - 1
     cursor = offsets[:-1].copy()
     active = np.zeros(n, np.bool_)
-    capacity = 64
-    out_starts = np.empty(capacity, np.int64)
-    out_lengths = np.empty(capacity, np.int64)
+    # Every fused run starts where an input run starts, so there are at most as many.
+    out_starts = np.empty(starts.size, np.int64)
+    out_lengths = np.empty(starts.size, np.int64)
     count = 0
     in_run = False
     run_start = 0
@@ -55,14 +55,6 @@ def _sweep(starts, lengths, offsets, weights, threshold):
             run_start = position
             in_run = True
         elif in_run and not foreground:
-            if count == capacity:
-                capacity *= 2
-                grown_starts = np.empty(capacity, np.int64)
-                grown_lengths = np.empty(capacity, np.int64)
-                grown_starts[:count] = out_starts[:count]
-                grown_lengths[:count] = out_lengths[:count]
-                out_starts = grown_starts
-                out_lengths = grown_lengths
             out_starts[count] = run_start
             out_lengths[count] = position - run_start
             count += 1

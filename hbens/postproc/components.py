@@ -11,37 +11,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from hbens import rle
 from hbens.classes import IMAGE_SHAPE
+from hbens.rle import Segments
 
 Runs = tuple[np.ndarray, np.ndarray]
-Segments = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-@njit(cache=True, nogil=True)
-def _row_segments(starts, lengths, width):
-    """Cut runs at row ends into ``(row, first column, end column)`` segments."""
-    total = 0
-    for k in range(starts.size):
-        first_row = starts[k] // width
-        last_row = (starts[k] + lengths[k] - 1) // width
-        total += last_row - first_row + 1
-    rows = np.empty(total, np.int64)
-    begins = np.empty(total, np.int64)
-    ends = np.empty(total, np.int64)
-    n = 0
-    for k in range(starts.size):
-        position = starts[k]
-        end = position + lengths[k]
-        while position < end:
-            row = position // width
-            column = position - row * width
-            piece = min(end - position, width - column)
-            rows[n] = row
-            begins[n] = column
-            ends[n] = column + piece
-            n += 1
-            position += piece
-    return rows, begins, ends
 
 
 @njit(cache=True, nogil=True)
@@ -96,23 +70,6 @@ def _label_segments(rows, begins, ends, diagonal):
 
 
 @njit(cache=True, nogil=True)
-def _segments_to_runs(rows, begins, ends, width):
-    """Runs of row-major sorted segments, joining segments that continue across a row end."""
-    starts = np.empty(rows.size, np.int64)
-    lengths = np.empty(rows.size, np.int64)
-    count = 0
-    for i in range(rows.size):
-        start = rows[i] * width + begins[i]
-        if count > 0 and starts[count - 1] + lengths[count - 1] == start:
-            lengths[count - 1] += ends[i] - begins[i]
-        else:
-            starts[count] = start
-            lengths[count] = ends[i] - begins[i]
-            count += 1
-    return starts[:count].copy(), lengths[:count].copy()
-
-
-@njit(cache=True, nogil=True)
 def _background_segments(rows, begins, ends, width):
     """Background segments of the rows from the first to the last foreground row, and their row edges."""
     n = rows.size
@@ -144,12 +101,12 @@ def _background_segments(rows, begins, ends, width):
 
 def runs_to_segments(runs: Runs, shape: tuple[int, int] = IMAGE_SHAPE) -> Segments:
     """Row segments ``(rows, begins, ends)`` of a run-length mask (ends exclusive)."""
-    return _row_segments(np.asarray(runs[0], np.int64), np.asarray(runs[1], np.int64), shape[1])
+    return rle.runs_to_segments(*runs, shape[1])
 
 
 def segments_to_runs(segments: Segments, shape: tuple[int, int] = IMAGE_SHAPE) -> Runs:
     """Runs of row-major sorted segments."""
-    return _segments_to_runs(*segments, shape[1])
+    return rle.segments_to_runs(*segments, shape[1])
 
 
 def label_segments(segments: Segments, connectivity: int = 8) -> tuple[np.ndarray, np.ndarray]:

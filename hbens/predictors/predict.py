@@ -133,12 +133,7 @@ def crops_to_rles(crops: Sequence[ClassCrop], shape: tuple[int, int], thresholds
 def store_crops(path: Path) -> tuple[list[ClassCrop], tuple[int, int]]:
     """The stored (still quantized) crops of an image, for ``--resume``."""
     store = ProbabilityStore(path)
-    crops = []
-    for index in range(len(store.classes)):
-        top, left, bottom, right = (int(v) for v in store.boxes[index])
-        values = store._data[store.offsets[index] : store.offsets[index + 1]].reshape(bottom - top, right - left)
-        crops.append(ClassCrop((top, left, bottom, right), values))
-    return crops, store.shape
+    return [store.stored_crop(i) for i in range(len(store.classes))], store.shape
 
 
 @dataclass
