@@ -218,14 +218,17 @@ def _read_token(text, i):
     if i >= n:
         return -2, i
     value = 0
-    digits = 0
-    while i < n and not _is_space(text[i]):
-        byte = text[i]
-        if byte < 48 or byte > 57 or digits >= 18:
+    start = i
+    while i < n:
+        digit = np.int64(text[i]) - 48
+        if digit < 0 or digit > 9:
+            if _is_space(text[i]):
+                break
             return -1, i
-        value = value * 10 + (byte - 48)
-        digits += 1
+        value = value * 10 + digit
         i += 1
+    if i - start > 18:
+        return -1, i
     return value, i
 
 
