@@ -167,40 +167,37 @@ def _find_runs(flat, words, blocks, n_chunks):
 @njit(cache=True, nogil=True)
 def _n_digits(value):
     digits = 1
-    while value >= 10:
-        value //= 10
+    power = np.uint64(10)
+    while value >= power and digits < 19:
         digits += 1
+        power *= np.uint64(10)
     return digits
 
 
 @njit(cache=True, nogil=True)
-def _write_number(buffer, position, value, digits):
-    for j in range(digits - 1, -1, -1):
-        buffer[position + j] = 48 + value % 10
-        value //= 10
+def _write_number(buffer, position, value):
+    """Write the decimal digits of ``value`` (uint64) at ``position``; return the end."""
+    end = position + _n_digits(value)
+    ten = np.uint64(10)
+    for j in range(end - 1, position - 1, -1):
+        buffer[j] = np.uint8(48 + value % ten)
+        value //= ten
+    return end
 
 
 @njit(cache=True, nogil=True)
 def format_runs_ascii(starts, lengths):
     """ASCII bytes of ``start length ...`` (1-indexed starts) for 0-based runs."""
-    total = 0
-    for k in range(starts.size):
-        total += _n_digits(starts[k] + 1) + _n_digits(lengths[k]) + 2
-    buffer = np.empty(max(total - 1, 0), np.uint8)
+    buffer = np.empty(starts.size * 40, np.uint8)
     position = 0
     for k in range(starts.size):
         if k > 0:
             buffer[position] = 32
             position += 1
-        digits = _n_digits(starts[k] + 1)
-        _write_number(buffer, position, starts[k] + 1, digits)
-        position += digits
+        position = _write_number(buffer, position, np.uint64(starts[k] + 1))
         buffer[position] = 32
-        position += 1
-        digits = _n_digits(lengths[k])
-        _write_number(buffer, position, lengths[k], digits)
-        position += digits
-    return buffer
+        position = _write_number(buffer, position + 1, np.uint64(lengths[k]))
+    return buffer[:position]
 
 
 @njit(cache=True, nogil=True)
