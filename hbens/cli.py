@@ -67,13 +67,13 @@ def score(prediction: str, ground_truth: str, out_csv: str | None, plot: str | N
         plot_scores(plot, table)
 
 
-def clean_options(command=None, classes_flag: str = "--classes"):
+def clean_options(command=None, classes_flag: str = "--classes", config_flags: tuple[str, ...] = ("--clean-config",)):
     """The connected-component options shared by ``clean``, ``fuse`` and ``predict``.
 
     ``predict`` names the class filter ``--clean-classes``: its ``--classes`` is the model's class count.
     """
     if command is None:
-        return lambda function: clean_options(function, classes_flag)
+        return lambda function: clean_options(function, classes_flag, config_flags)
     options = [
         click.option("--min-area", type=click.IntRange(min=0), default=0, help="Drop components smaller than N pixels."),
         click.option("--keep", type=click.IntRange(min=1), help="Keep the K largest components."),
@@ -82,7 +82,7 @@ def clean_options(command=None, classes_flag: str = "--classes"):
         click.option("--connectivity", type=click.Choice(["4", "8"]), default="8", show_default=True,
                      help="Bone connectivity; holes use the other one."),
         click.option(classes_flag, "clean_classes", help="Clean only these classes (comma-separated)."),
-        click.option("--clean-config", type=existing_file, help="YAML/JSON of per-class clean settings."),
+        click.option(*config_flags, "clean_config", type=existing_file, help="YAML/JSON of per-class clean settings."),
         click.option("--report", type=click.Path(dir_okay=False), help="Write per-class clean counts (CSV)."),
     ]
     for option in reversed(options):
@@ -164,7 +164,7 @@ def fuse(inputs, output, strategy, min_votes, union, intersection, weights, min_
 @click.argument("submission", type=existing_file)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cleaned submission CSV.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
-@clean_options
+@clean_options(config_flags=("--config", "--clean-config"))
 def clean(submission, output, quiet, report, **options) -> None:
     """Clean SUBMISSION's masks: small components, largest components, holes."""
     import time
@@ -173,7 +173,7 @@ def clean(submission, output, quiet, report, **options) -> None:
 
     cleaner = _row_cleaner(**options)
     if cleaner is None:
-        raise click.UsageError("nothing to do: give --min-area, --keep/--largest, --fill-holes or --clean-config")
+        raise click.UsageError("nothing to do: give --min-area, --keep/--largest, --fill-holes or --config")
     started = time.perf_counter()
     rows = clean_csv(submission, output, cleaner, progress=not quiet)
     if report:

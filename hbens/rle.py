@@ -84,15 +84,14 @@ def _skip_zero_blocks(blocks, block, limit):
 
 
 @njit(cache=True, nogil=True)
-def _scan_runs(flat, words, blocks, low, high, starts, lengths):
-    """Write the runs of nonzero bytes in ``flat[low:high]`` into ``starts``/``lengths``; return their count.
+def _scan_runs(flat, words, blocks, low, high, starts, lengths, count):
+    """Append the runs of nonzero bytes in ``flat[low:high]`` to ``starts``/``lengths`` from ``count`` on.
 
-    ``low`` is a multiple of 256.  Background is skipped by 256-byte blocks and 8-byte words,
-    foreground by words.
+    Returns ``(count, position)``; ``position < high`` when the arrays filled up before the run
+    starting there.  Background is skipped by 256-byte blocks and 8-byte words, foreground by words.
     """
     n = high
     n_words = min(words.size, high >> 3)
-    count = 0
     i = low
     while i < n:
         while i < n and (i & 7) != 0 and flat[i] == 0:
@@ -110,6 +109,8 @@ def _scan_runs(flat, words, blocks, low, high, starts, lengths):
                 i += 1
         if i >= n:
             break
+        if count == starts.size:
+            return count, i
         start = i
         i += 1
         while i < n and (i & 7) != 0 and flat[i] != 0:
@@ -124,32 +125,44 @@ def _scan_runs(flat, words, blocks, low, high, starts, lengths):
         starts[count] = start
         lengths[count] = i - start
         count += 1
-    return count
+    return count, n
 
 
 @njit(cache=True, nogil=True)
 def _find_runs_serial(flat, words, blocks):
     """Runs of nonzero bytes in one thread (safe to call from Python worker threads)."""
-    capacity = flat.size // 2 + 1
-    starts = np.empty(capacity, np.int64)
-    lengths = np.empty(capacity, np.int64)
-    count = _scan_runs(flat, words, blocks, 0, flat.size, starts, lengths)
+    starts = np.empty(1024, np.int64)
+    lengths = np.empty(1024, np.int64)
+    count, position = _scan_runs(flat, words, blocks, 0, flat.size, starts, lengths, 0)
+    while position < flat.size:
+        grown_starts = np.empty(2 * starts.size, np.int64)
+        grown_lengths = np.empty(2 * starts.size, np.int64)
+        grown_starts[:count] = starts
+        grown_lengths[:count] = lengths
+        starts, lengths = grown_starts, grown_lengths
+        count, position = _scan_runs(flat, words, blocks, position, flat.size, starts, lengths, count)
     return starts[:count].copy(), lengths[:count].copy()
 
 
 @njit(cache=True, parallel=True)
 def _find_runs(flat, words, blocks, n_chunks):
-    """Runs of nonzero bytes, scanned in ``n_chunks`` 256-byte-aligned chunks in parallel, then joined."""
+    """Runs of nonzero bytes, scanned in ``n_chunks`` 256-byte-aligned chunks in parallel, then joined.
+
+    Chunks hold up to 4096 runs each (bone masks have a few thousand in all); a mask with more
+    is scanned again by :func:`_find_runs_serial`.
+    """
     n = flat.size
     step = ((n + n_chunks - 1) // n_chunks + 255) // 256 * 256
     bounds = np.minimum(np.arange(n_chunks + 1) * step, n)
-    capacity = step // 2 + 1
-    starts = np.empty((n_chunks, capacity), np.int64)
-    lengths = np.empty((n_chunks, capacity), np.int64)
+    starts = np.empty((n_chunks, 4096), np.int64)
+    lengths = np.empty((n_chunks, 4096), np.int64)
     counts = np.zeros(n_chunks, np.int64)
+    ends = np.zeros(n_chunks, np.int64)
     for k in prange(n_chunks):
-        if bounds[k] < bounds[k + 1]:
-            counts[k] = _scan_runs(flat, words, blocks, bounds[k], bounds[k + 1], starts[k], lengths[k])
+        counts[k], ends[k] = _scan_runs(flat, words, blocks, bounds[k], bounds[k + 1], starts[k], lengths[k], 0)
+    for k in range(n_chunks):
+        if ends[k] < bounds[k + 1]:
+            return _find_runs_serial(flat, words, blocks)
     out_starts = np.empty(counts.sum(), np.int64)
     out_lengths = np.empty(counts.sum(), np.int64)
     total = 0

@@ -158,6 +158,12 @@ def test_cli_clean_and_fuse_with_clean_options(tmp_path, example):
     assert runner.invoke(cli, ["fuse", *map(str, csvs), "-o", str(fused_clean), "--quiet", "--largest"]).exit_code == 0
     assert runner.invoke(cli, ["clean", str(fused), "-o", str(twice), "--quiet", "--largest"]).exit_code == 0
     assert fused_clean.read_bytes() == twice.read_bytes()
+    config = tmp_path / "clean.yaml"
+    config.write_text("Ulna: {min_area: 100000000}\n")
+    result = runner.invoke(cli, ["clean", str(csvs[0]), "--config", str(config), "-o", str(tmp_path / "u.csv"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    changed = {k for k, v in read_submission(tmp_path / "u.csv").items() if v != read_submission(csvs[0])[k]}
+    assert changed and {name for _, name in changed} == {"Ulna"}
     result = runner.invoke(cli, ["clean", str(csvs[0]), "-o", str(csvs[0]), "--largest"])
     assert result.exit_code == 1 and "would overwrite input" in result.output
     result = runner.invoke(cli, ["clean", str(csvs[0]), "-o", str(out), "--largest", "--keep", "2"])
