@@ -253,6 +253,40 @@ def predict(checkpoints, images, output, arch, encoder, in_channels, n_classes, 
 
 
 @cli.command()
+@click.argument("stores", type=click.Path(exists=True, file_okay=False))
+@click.option("--images", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of the PNGs the probabilities came from (searched recursively).")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for refined stores.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write a submission CSV.")
+@click.option("--threshold", type=float, default=0.5, show_default=True)
+@click.option("--thresholds", type=existing_file, help="Per-class thresholds: CSV class,threshold.")
+@click.option("--iterations", type=int, default=5, show_default=True, help="Mean-field iterations.")
+@click.option("--gaussian-sxy", type=float, default=3.0, show_default=True)
+@click.option("--gaussian-compat", type=float, default=3.0, show_default=True)
+@click.option("--bilateral-sxy", type=float, default=50.0, show_default=True)
+@click.option("--bilateral-srgb", type=float, default=13.0, show_default=True)
+@click.option("--bilateral-compat", type=float, default=10.0, show_default=True)
+@click.option("--margin", type=int, default=16, show_default=True, help="Pixels added around each class crop.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@clean_options
+def crf(stores, images, output, csv_path, threshold, thresholds, quiet, report, iterations, gaussian_sxy,
+        gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat, margin, **clean) -> None:
+    """Refine the probability STORES (a folder written by hbens predict) with a dense CRF."""
+    from hbens.classes import CLASSES, read_class_values
+    from hbens.postproc.crf import CRFParams, crf_folder
+
+    params = CRFParams(iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat, margin)
+    per_class = read_class_values(thresholds, "threshold") if thresholds else {}
+    cleaner = _row_cleaner(**clean)
+    summary = crf_folder(stores, images, output, params, csv_path, [per_class.get(n, threshold) for n in CLASSES],
+                         cleaner, progress=not quiet)
+    if cleaner is not None and report:
+        cleaner.write_report(report)
+    if not quiet:
+        click.echo(str(summary), err=True)
+
+
+@cli.command()
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--images", default=4, show_default=True, help="Number of synthetic hands.")
 @click.option("--models", default=3, show_default=True, help="Number of noisy model submissions.")

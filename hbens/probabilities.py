@@ -20,6 +20,7 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -137,6 +138,10 @@ class ProbabilityStore:
         values = self._data[self.offsets[index] : self.offsets[index + 1]]
         return ClassCrop((top, left, bottom, right), values.reshape(bottom - top, right - left))
 
+    def stored_crops(self) -> list[ClassCrop]:
+        """Every class's crop as stored."""
+        return [self.stored_crop(i) for i in range(len(self.classes))]
+
     def crop(self, index: int) -> ClassCrop:
         """A class's crop, dequantized to float32."""
         stored = self.stored_crop(index)
@@ -167,3 +172,18 @@ def is_valid_store(path: PathLike) -> bool:
     except HbensError:
         return False
     return True
+
+
+def crops_to_rles(crops: Sequence[ClassCrop], shape: tuple[int, int], thresholds: Sequence[float]) -> list[str]:
+    """Submission RLE of each class's crop: probability > threshold (stored or float values)."""
+    from hbens.rle import box_to_runs, runs_to_string
+
+    rles = []
+    for crop, threshold in zip(crops, thresholds):
+        if crop.values.size == 0:
+            rles.append("")
+            continue
+        top, left, _, _ = crop.box
+        mask = dequantize(crop.values) > np.float32(threshold)
+        rles.append(runs_to_string(*box_to_runs(mask, top, left, shape)))
+    return rles

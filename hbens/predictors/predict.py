@@ -20,13 +20,21 @@ import numpy as np
 
 from hbens.classes import CLASSES
 from hbens.errors import HbensError
-from hbens.probabilities import FLOOR, ClassCrop, ProbabilityStore, crop_box, dequantize, is_valid_store, quantize, write_store
+from hbens.probabilities import (
+    FLOOR,
+    ClassCrop,
+    ProbabilityStore,
+    crop_box,
+    crops_to_rles,
+    is_valid_store,
+    quantize,
+    write_store,
+)
 from hbens.predictors.images import find_images, parse_normalize, read_gray, to_input
 from hbens.predictors.model import InferenceModel
 from hbens.predictors.tta import parse_tta, predict_tta
 from hbens.predictors.upsample import source_box, upsample_crop
 from hbens.predictors.window import predict_windows
-from hbens.rle import box_to_runs, runs_to_string
 
 FLOOR_LOGIT = float(np.log(FLOOR / (1 - FLOOR)))
 
@@ -115,25 +123,6 @@ def probability_crops(
         crops.append(ClassCrop((box[0] + top, box[1] + left, box[0] + bottom, box[1] + right) if values.size else (0, 0, 0, 0),
                                quantize(values, options.precision)))
     return crops
-
-
-def crops_to_rles(crops: Sequence[ClassCrop], shape: tuple[int, int], thresholds: Sequence[float]) -> list[str]:
-    """Submission RLE of each class: stored probability > threshold."""
-    rles = []
-    for crop, threshold in zip(crops, thresholds):
-        top, left, _, _ = crop.box
-        if crop.values.size == 0:
-            rles.append("")
-            continue
-        mask = dequantize(crop.values) > np.float32(threshold)
-        rles.append(runs_to_string(*box_to_runs(mask, top, left, shape)))
-    return rles
-
-
-def store_crops(path: Path) -> tuple[list[ClassCrop], tuple[int, int]]:
-    """The stored (still quantized) crops of an image, for ``--resume``."""
-    store = ProbabilityStore(path)
-    return [store.stored_crop(i) for i in range(len(store.classes))], store.shape
 
 
 @dataclass
@@ -270,7 +259,8 @@ def predict_folder(
                 if submission is None:
                     continue
                 if not fresh:
-                    results[path] = store_crops(store_path(next(iter(groups)), path))
+                    store = ProbabilityStore(store_path(next(iter(groups)), path))
+                    results[path] = (store.stored_crops(), store.shape)
                 if path in results:
                     write_rows(submission, path, *results[path])
             bar.update(len(chunk))
