@@ -30,6 +30,7 @@ demo: $(STAMP)
 	$(BIN)/hbens fuse $(DEMO)/model1.csv $(DEMO)/model2.csv $(DEMO)/model3.csv -o $(DEMO)/fused.csv
 	$(BIN)/hbens clean $(DEMO)/fused.csv --min-area 50 --largest --fill-holes -o $(DEMO)/cleaned.csv
 	$(BIN)/hbens check $(DEMO)/cleaned.csv
+	$(BIN)/hbens show $(DEMO)/cleaned.csv --images $(DEMO)/images -o $(DEMO)/cleaned.png --scale 0.3
 	for name in model1 fused cleaned; do \
 		echo "== $$name"; $(BIN)/hbens score $(DEMO)/$$name.csv --gt $(DEMO)/outputs_json | tail -n 1; done
 

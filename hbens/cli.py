@@ -287,6 +287,40 @@ def crf(stores, images, output, csv_path, threshold, thresholds, quiet, report, 
 
 
 @cli.command()
+@click.argument("submission", type=existing_file)
+@click.option("--image", "image_name", help="Which image to draw [default: the first].")
+@click.option("--images", type=click.Path(exists=True, file_okay=False),
+              help="Folder of the PNGs, to draw the masks over the X-ray.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("--scale", type=float, default=0.5, show_default=True, help="Size of the picture relative to the image.")
+def show(submission, image_name, images, output, scale) -> None:
+    """Draw one image's masks from SUBMISSION, each class in its color."""
+    from hbens.pictures import overlay, save_picture
+    from hbens.submission import scan_submission
+
+    index = scan_submission(submission)
+    if not index.images:
+        raise HbensError(f"{submission}: no rows to draw")
+    image_name = image_name or index.images[0]
+    if image_name not in index.images:
+        raise HbensError(f"{submission}: no rows for image {image_name}; it has e.g. {', '.join(index.images[:3])}")
+    picture = None
+    if images:
+        import numpy as np
+
+        from hbens.predictors.images import find_images, read_gray
+
+        found = {path.name: path for path in find_images(images)}
+        if image_name not in found:
+            raise HbensError(f"{images}: no file named {image_name}")
+        picture = np.round(read_gray(found[image_name]) * 255).astype(np.uint8)
+    with index.open() as handle:
+        rles = {name: index.read_rle((image_name, name), handle) for _, name in index.rows if _ == image_name}
+    save_picture(output, overlay(rles, picture, picture.shape if picture is not None else (2048, 2048)), scale)
+    click.echo(f"wrote {output}")
+
+
+@cli.command()
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--images", default=4, show_default=True, help="Number of synthetic hands.")
 @click.option("--models", default=3, show_default=True, help="Number of noisy model submissions.")
