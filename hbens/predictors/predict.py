@@ -155,6 +155,21 @@ def _prefetch(paths: Sequence[Path], pool: ThreadPoolExecutor, depth: int) -> It
     yield from pending
 
 
+def output_groups(
+    names: Sequence[str], ensemble: str | None, weights: Sequence[float] | None, with_csv: bool
+) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """Which models go into which store folder (each its own, or all into ``ensemble``), and their weights."""
+    if ensemble not in (None, "mean"):
+        raise HbensError(f"--ensemble {ensemble}: the only ensemble is mean")
+    weights = list(weights) if weights is not None else [1.0] * len(names)
+    if len(weights) != len(names) or any(w <= 0 for w in weights):
+        raise HbensError(f"--weights: give one positive weight per checkpoint ({len(names)})")
+    if with_csv and len(names) > 1 and ensemble is None:
+        raise HbensError("--csv with several checkpoints needs --ensemble mean (one submission from all of them)")
+    groups = {"ensemble": list(names)} if ensemble else {name: [name] for name in names}
+    return groups, dict(zip(names, weights))
+
+
 def predict_folder(
     predictors: dict[str, Predictor],
     images: str | Path,
@@ -181,15 +196,8 @@ def predict_folder(
 
     started = time.perf_counter()
     names = list(predictors)
-    if ensemble not in (None, "mean"):
-        raise HbensError(f"--ensemble {ensemble}: the only ensemble is mean")
-    weights = list(weights) if weights is not None else [1.0] * len(names)
-    if len(weights) != len(names) or any(w <= 0 for w in weights):
-        raise HbensError(f"--weights: give one positive weight per checkpoint ({len(names)})")
-    if csv is not None and len(names) > 1 and ensemble is None:
-        raise HbensError("--csv with several checkpoints needs --ensemble mean (one submission from all of them)")
+    groups, weight_of = output_groups(names, ensemble, weights, csv is not None)
     thresholds = list(thresholds) if thresholds is not None else [0.5] * len(CLASSES)
-    groups = {"ensemble": names} if ensemble else {name: [name] for name in names}
     folders = {group: Path(output) / group for group in groups}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
@@ -217,8 +225,8 @@ def predict_folder(
         results = {}
         for k, (path, image) in enumerate(zip(batch, images_)):
             for group, members in groups.items():
-                crops = probability_crops([logits[m][k] for m in members],
-                                          [weights[names.index(m)] for m in members], image.shape, options)
+                crops = probability_crops([logits[m][k] for m in members], [weight_of[m] for m in members],
+                                          image.shape, options)
                 meta = {"model": group if ensemble is None else members, "image": path.name,
                         "tta": options.tta, "size": options.size, "window": options.window}
                 writes.append(writers.submit(write_store, store_path(group, path), crops, image.shape,
