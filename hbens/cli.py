@@ -103,6 +103,22 @@ def _row_cleaner(min_area, keep, largest, fill_holes, connectivity, clean_classe
     return cleaner if cleaner.configs else None
 
 
+def _class_thresholds(threshold: float, thresholds: str | None) -> list[float]:
+    """One threshold per class: ``threshold``, overridden by a ``class,threshold`` CSV."""
+    from hbens.classes import CLASSES, read_class_values
+
+    per_class = read_class_values(thresholds, "threshold") if thresholds else {}
+    return [per_class.get(name, threshold) for name in CLASSES]
+
+
+def _report(summary: object, cleaner, report: str | None, quiet: bool) -> None:
+    """Write the clean report when asked, and the summary on stderr unless quiet."""
+    if cleaner is not None and report:
+        cleaner.write_report(report)
+    if not quiet:
+        click.echo(str(summary), err=True)
+
+
 def _weights(text: str | None) -> list[float] | None:
     if text is None:
         return None
@@ -154,10 +170,7 @@ def fuse(inputs, output, strategy, min_votes, union, intersection, weights, min_
         rules = hard_rules(n, min_votes, _weights(weights), min_weight, per_class)
     cleaner = _row_cleaner(**clean)
     summary = fuse_csvs(inputs, output, rules, missing, post=cleaner, progress=not quiet)
-    if cleaner is not None and report:
-        cleaner.write_report(report)
-    if not quiet:
-        click.echo(str(summary), err=True)
+    _report(summary, cleaner, report, quiet)
 
 
 @cli.command()
@@ -224,14 +237,11 @@ def predict(checkpoints, images, output, arch, encoder, in_channels, n_classes, 
     """Predict per-class probabilities of every PNG in --images with each --ckpt."""
     from pathlib import Path
 
-    from hbens.classes import CLASSES, read_class_values
     from hbens.predictors import ModelSpec, PredictOptions, Predictor, load_model, predict_folder
     from hbens.predictors.model import InferenceModel, parse_channels, resolve_device
 
     options = PredictOptions(size, window, overlap, blend, tta, merge, normalize, batch_size,
                              "float16" if precision == "fp16" else "uint8")
-    per_class = read_class_values(thresholds, "threshold") if thresholds else {}
-    cut = [per_class.get(name, threshold) for name in CLASSES]
     spec = ModelSpec(arch, encoder, in_channels, n_classes)
     device = resolve_device(device)
     predictors = {}
@@ -242,12 +252,9 @@ def predict(checkpoints, images, output, arch, encoder, in_channels, n_classes, 
         predictors[loaded.name] = Predictor(InferenceModel(loaded, device, parse_channels(channels)), options)
     cleaner = _row_cleaner(**clean)
     Path(output).mkdir(parents=True, exist_ok=True)
-    summary = predict_folder(predictors, images, output, options, ensemble, _weights(weights), csv_path, cut,
-                             resume, keep_going, cleaner, progress=not quiet)
-    if cleaner is not None and report:
-        cleaner.write_report(report)
-    if not quiet:
-        click.echo(str(summary), err=True)
+    summary = predict_folder(predictors, images, output, options, ensemble, _weights(weights), csv_path,
+                             _class_thresholds(threshold, thresholds), resume, keep_going, cleaner, progress=not quiet)
+    _report(summary, cleaner, report, quiet)
     if summary.failed:
         sys.exit(1)
 
@@ -272,18 +279,13 @@ def predict(checkpoints, images, output, arch, encoder, in_channels, n_classes, 
 def crf(stores, images, output, csv_path, threshold, thresholds, quiet, report, iterations, gaussian_sxy,
         gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat, margin, **clean) -> None:
     """Refine the probability STORES (a folder written by hbens predict) with a dense CRF."""
-    from hbens.classes import CLASSES, read_class_values
     from hbens.postproc.crf import CRFParams, crf_folder
 
     params = CRFParams(iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat, margin)
-    per_class = read_class_values(thresholds, "threshold") if thresholds else {}
     cleaner = _row_cleaner(**clean)
-    summary = crf_folder(stores, images, output, params, csv_path, [per_class.get(n, threshold) for n in CLASSES],
+    summary = crf_folder(stores, images, output, params, csv_path, _class_thresholds(threshold, thresholds),
                          cleaner, progress=not quiet)
-    if cleaner is not None and report:
-        cleaner.write_report(report)
-    if not quiet:
-        click.echo(str(summary), err=True)
+    _report(summary, cleaner, report, quiet)
 
 
 @cli.command()
