@@ -55,10 +55,6 @@ class SubmissionIndex:
         """Classes present in the file, in canonical order."""
         return sorted({name for _, name in self.rows}, key=CLASS_INDEX.__getitem__)
 
-    def line_of(self, key: Key) -> int:
-        """Line number (1-based) of a row."""
-        return self.rows[key][1]
-
     def missing(self, images: Iterable[str] | None = None, classes: Sequence[str] = CLASSES) -> list[Key]:
         """Pairs of ``images`` (default: the file's) x ``classes`` that have no row, canonical order."""
         images = self.images if images is None else sorted(images)
