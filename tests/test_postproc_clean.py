@@ -14,6 +14,7 @@ from hbens.postproc import (
     clean_configs,
     clean_csv,
     clean_masks,
+    clean_probabilities,
     clean_runs,
     fill_holes,
     keep_largest,
@@ -175,3 +176,15 @@ def test_real_masks_clean_like_scipy(realdata):
     for c in (0, 20, 27):
         expected = clean_reference(masks[c], min_area=50, keep=1, fill=True)
         assert rle.encode(clean(masks[c], min_area=50, keep=1, fill=True)) == rle.encode(expected)
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.9])
+def test_probability_maps_clean_like_their_masks(rng, threshold):
+    probability = rng.random((40, 50)).astype(np.float32)
+    config = CleanConfig(min_area=3, keep=2, fill_holes=True)
+    cleaned = clean_probabilities(probability, config, threshold)
+    expected = clean_reference((probability > threshold).astype(np.uint8), min_area=3, keep=2, fill=True)
+    assert np.array_equal((cleaned > threshold).astype(np.uint8), expected)
+    unchanged = (expected == 1) == (probability > threshold)
+    assert np.array_equal(cleaned[unchanged & (expected == 1)], probability[unchanged & (expected == 1)])
+    assert (cleaned[(expected == 0) & (probability > threshold)] == 0).all()

@@ -123,6 +123,22 @@ def fill_holes(mask: np.ndarray, connectivity: int = 8) -> np.ndarray:
     return _clean_mask(mask, CleanConfig(fill_holes=True, connectivity=connectivity))
 
 
+def clean_probabilities(probability: np.ndarray, config: CleanConfig, threshold: float = 0.5) -> np.ndarray:
+    """Clean a 2-D probability map so that ``result > threshold`` is the cleaned ``probability > threshold``.
+
+    Pixels of removed components drop to 0; pixels of filled holes rise to just above ``threshold``
+    when they were below it; every other probability is kept.
+    """
+    mask = probability > threshold
+    cleaned = _clean_mask(mask, config).astype(bool)
+    out = np.array(probability, dtype=np.float32, copy=True)
+    out[mask & ~cleaned] = 0.0
+    raised = np.nextafter(np.float32(threshold), np.float32(np.inf))
+    added = cleaned & ~mask
+    out[added] = np.maximum(out[added], raised)
+    return out
+
+
 def clean_masks(masks: np.ndarray, configs: dict[int, CleanConfig]) -> np.ndarray:
     """Clean a ``(C, H, W)`` multi-label mask, each channel with ``configs[channel]`` when present."""
     out = np.array(masks, dtype=np.uint8, copy=True)
