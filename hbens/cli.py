@@ -61,10 +61,11 @@ def score(prediction: str, ground_truth: str, out_csv: str | None, plot: str | N
     for name, value in zip(table.classes, table.per_class):
         click.echo(f"{name:<12} {value:.4f}")
     click.echo(f"{'mean':<12} {table.mean:.4f}   ({len(table.images)} images)")
+    inputs = (prediction, ground_truth)
     if out_csv:
-        write_scores(out_csv, table)
+        write_scores(out_csv, table, inputs)
     if plot:
-        plot_scores(plot, table)
+        plot_scores(plot, table, inputs)
 
 
 def clean_options(command=None, classes_flag: str = "--classes", config_flags: tuple[str, ...] = ("--clean-config",)):
@@ -111,10 +112,19 @@ def _class_thresholds(threshold: float, thresholds: str | None) -> list[float]:
     return [per_class.get(name, threshold) for name in CLASSES]
 
 
-def _report(summary: object, cleaner, report: str | None, quiet: bool) -> None:
+def _refuse_inputs(outputs: tuple[str | None, ...], inputs) -> None:
+    """Fail before any work when an output path names an input."""
+    from hbens.outputs import refuse_input
+
+    for output in outputs:
+        if output:
+            refuse_input(output, list(inputs))
+
+
+def _report(summary: object, cleaner, report: str | None, quiet: bool, inputs: tuple[str, ...] = ()) -> None:
     """Write the clean report when asked, and the summary on stderr unless quiet."""
     if cleaner is not None and report:
-        cleaner.write_report(report)
+        cleaner.write_report(report, inputs)
     if not quiet:
         click.echo(str(summary), err=True)
 
@@ -169,8 +179,9 @@ def fuse(inputs, output, strategy, min_votes, union, intersection, weights, min_
         per_class = read_class_weights(class_weights, n) if class_weights else None
         rules = hard_rules(n, min_votes, _weights(weights), min_weight, per_class)
     cleaner = _row_cleaner(**clean)
+    _refuse_inputs((output, report), inputs)
     summary = fuse_csvs(inputs, output, rules, missing, post=cleaner, progress=not quiet)
-    _report(summary, cleaner, report, quiet)
+    _report(summary, cleaner, report, quiet, tuple(inputs))
 
 
 @cli.command()
@@ -187,10 +198,11 @@ def clean(submission, output, quiet, report, **options) -> None:
     cleaner = _row_cleaner(**options)
     if cleaner is None:
         raise click.UsageError("nothing to do: give --min-area, --keep/--largest, --fill-holes or --config")
+    _refuse_inputs((output, report), [submission])
     started = time.perf_counter()
     rows = clean_csv(submission, output, cleaner, progress=not quiet)
     if report:
-        cleaner.write_report(report)
+        cleaner.write_report(report, [submission])
     if not quiet:
         removed = sum(s.components_removed for s in cleaner.stats.values())
         filled = sum(s.holes_filled for s in cleaner.stats.values())
@@ -318,7 +330,8 @@ def show(submission, image_name, images, output, scale) -> None:
         picture = np.round(read_gray(found[image_name]) * 255).astype(np.uint8)
     with index.open() as handle:
         rles = {name: index.read_rle((image_name, name), handle) for _, name in index.rows if _ == image_name}
-    save_picture(output, overlay(rles, picture, picture.shape if picture is not None else (2048, 2048)), scale)
+    shape = picture.shape if picture is not None else (2048, 2048)
+    save_picture(output, overlay(rles, picture, shape), scale, inputs=(submission,))
     click.echo(f"wrote {output}")
 
 

@@ -106,11 +106,11 @@ def score_submission(prediction: str, ground_truth: str, missing: str = "error")
     return table
 
 
-def write_scores(path: str, table: DiceTable) -> None:
+def write_scores(path: str, table: DiceTable, inputs: tuple[str, ...] = ()) -> None:
     """Write per-class Dice as ``class,dice`` rows (the format ``hbens fuse --scores`` reads)."""
     from hbens.outputs import atomic_open
 
-    with atomic_open(path) as handle:
+    with atomic_open(path, inputs) as handle:
         handle.write("class,dice\n")
         for name, value in zip(table.classes, table.per_class):
             handle.write(f"{name},{value:.6f}\n")
@@ -123,7 +123,7 @@ def read_scores(path: str) -> dict[str, float]:
     return read_class_values(path, "dice", "hbens score --out")
 
 
-def plot_scores(path: str, table: DiceTable) -> None:
+def plot_scores(path: str, table: DiceTable, inputs: tuple[str, ...] = ()) -> None:
     """Save a per-class Dice bar chart."""
     import matplotlib
 
@@ -140,6 +140,6 @@ def plot_scores(path: str, table: DiceTable) -> None:
     axes.set_ylabel("Dice")
     axes.legend(loc="lower left")
     figure.tight_layout()
-    with atomic_path(path) as temp:
+    with atomic_path(path, inputs) as temp:
         figure.savefig(temp, format=path.rsplit(".", 1)[-1] if "." in path else "png", dpi=120)
     plt.close(figure)

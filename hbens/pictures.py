@@ -37,7 +37,8 @@ def overlay(rles: dict[str, str], image: np.ndarray | None = None, shape: tuple[
     return base.clip(0, 255).astype(np.uint8)
 
 
-def save_picture(path: str | Path, picture: np.ndarray, scale: float = 0.5, legend: bool = True) -> None:
+def save_picture(path: str | Path, picture: np.ndarray, scale: float = 0.5, legend: bool = True,
+                 inputs: tuple[str, ...] = ()) -> None:
     """Save a picture as PNG (atomically), resized by ``scale``, with a class legend."""
     import matplotlib
 
@@ -58,6 +59,6 @@ def save_picture(path: str | Path, picture: np.ndarray, scale: float = 0.5, lege
     if legend:
         handles = [Patch(color=c / 255, label=n) for c, n in zip(class_colors(), CLASSES)]
         figure.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
-    with atomic_path(path) as temp:
+    with atomic_path(path, inputs) as temp:
         figure.savefig(temp, format="png")
     plt.close(figure)

@@ -52,3 +52,17 @@ def test_commands_without_models_do_not_import_torch(example):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_side_outputs_never_overwrite_inputs(tmp_path, example):
+    gt, csvs = example
+    before = csvs[0].read_bytes()
+    for args in (["score", csvs[0], "--gt", gt, "--out", csvs[0]],
+                 ["score", csvs[0], "--gt", gt, "--plot", csvs[0]],
+                 ["clean", csvs[0], "--largest", "-o", tmp_path / "c.csv", "--report", csvs[0]],
+                 ["fuse", csvs[0], csvs[1], "-o", tmp_path / "f.csv", "--largest", "--report", csvs[1], "--quiet"],
+                 ["show", csvs[0], "-o", csvs[0]]):
+        result = run(*args)
+        assert result.exit_code == 1 and "would overwrite input" in result.output, (args, result.output)
+    assert csvs[0].read_bytes() == before
+    assert not (tmp_path / "c.csv").exists() and not (tmp_path / "f.csv").exists()

@@ -8,6 +8,7 @@ Operations run on runs (see :mod:`hbens.postproc.components`), in this order: ``
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Sequence
 
 import numpy as np
 
@@ -172,12 +173,12 @@ class RowCleaner:
             self.stats[class_name].add(stats)
         return runs_to_string(*runs)
 
-    def write_report(self, path: str) -> None:
+    def write_report(self, path: str, inputs: Sequence[str] = ()) -> None:
         """Write ``class,components_removed,pixels_removed,holes_filled,pixels_added`` per cleaned class."""
         from hbens.outputs import atomic_open
 
         names = [f.name for f in fields(CleanStats)]
-        with atomic_open(path) as handle:
+        with atomic_open(path, inputs) as handle:
             handle.write("class," + ",".join(names) + "\n")
             for name, stats in self.stats.items():
                 handle.write(name + "," + ",".join(str(getattr(stats, n)) for n in names) + "\n")
