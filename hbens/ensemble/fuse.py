@@ -7,7 +7,6 @@ No 2048x2048 array is built.
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
 from hbens.ensemble.vote import VoteRule, vote_strings
 from hbens.errors import HbensError
 from hbens.outputs import PathLike
+from hbens.settings import read_settings
 from hbens.submission import SubmissionIndex, SubmissionWriter, scan_submission
 
 Runs = tuple[np.ndarray, np.ndarray]
@@ -100,17 +100,16 @@ def read_class_weights(path: PathLike, n_inputs: int) -> dict[str, list[float]]:
     """Per-class weights from JSON (``{"Pisiform": [1, 2, 1]}``) or CSV rows ``class,w1,w2,...``."""
     import csv
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise HbensError(f"{path}: cannot read ({error.strerror}); check the path") from None
     if str(path).endswith(".json"):
-        try:
-            items = list(json.loads(text).items())
-        except (ValueError, AttributeError) as error:
-            raise HbensError(f"{path}: not a JSON object of class -> weights ({error})") from None
-        numbered = [(None, name, weights) for name, weights in items]
+        data = read_settings(path)
+        if not isinstance(data, dict):
+            raise HbensError(f"{path}: not a JSON object of class -> weights")
+        numbered = [(None, name, weights) for name, weights in data.items()]
     else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise HbensError(f"{path}: cannot read ({error.strerror}); check the path") from None
         rows = [row for row in csv.reader(text.splitlines()) if row]
         numbered = [(n, row[0], row[1:]) for n, row in enumerate(rows, start=1) if row[0] != "class"]
     result = {}

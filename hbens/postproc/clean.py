@@ -204,7 +204,11 @@ def clean_configs(
     configs = {name: defaults for name in CLASSES if name in chosen}
     if config_file is None:
         return configs
-    data = _read_mapping(config_file)
+    from hbens.settings import read_settings
+
+    data = read_settings(config_file)
+    if not isinstance(data, dict):
+        raise HbensError(f"{config_file}: expected a mapping of options and class names")
     overrides = {k: v for k, v in data.items() if k in CLASS_INDEX}
     file_defaults = {k: v for k, v in data.items() if k not in CLASS_INDEX}
     base = {f.name: getattr(defaults, f.name) for f in fields(CleanConfig)}
@@ -217,24 +221,6 @@ def clean_configs(
         start = {f.name: getattr(configs.get(name, defaults), f.name) for f in fields(CleanConfig)}
         configs[name] = CleanConfig.from_dict({**start, **values}, f"{config_file}: {name}: ")
     return configs
-
-
-def _read_mapping(path: str) -> dict:
-    import json
-
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except OSError as error:
-        raise HbensError(f"{path}: cannot read ({error.strerror}); check the path") from None
-    except (ValueError, yaml.YAMLError) as error:
-        raise HbensError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'YAML'} ({str(error).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise HbensError(f"{path}: expected a mapping of options and class names")
-    return data
 
 
 def clean_csv(

@@ -10,7 +10,6 @@ No loader downloads anything: models are built with ``encoder_weights=None``.
 from __future__ import annotations
 
 import functools
-import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,16 +143,13 @@ def _state_dict(obj: Any, path: Path) -> dict[str, Any]:
 
 
 def _side_config(path: Path) -> dict[str, Any]:
-    import yaml
+    """The first mapping among the YAML/JSON files beside a checkpoint (see :data:`SIDE_CONFIGS`)."""
+    from hbens.settings import read_settings
 
     for pattern in SIDE_CONFIGS:
         candidate = path.parent / pattern.format(stem=path.stem)
         if candidate.is_file():
-            try:
-                text = candidate.read_text(encoding="utf-8")
-                data = json.loads(text) if candidate.suffix == ".json" else yaml.safe_load(text)
-            except (ValueError, yaml.YAMLError) as error:
-                raise HbensError(f"{candidate}: unreadable model config ({str(error).splitlines()[0]})") from None
+            data = read_settings(candidate)
             if isinstance(data, dict):
                 return data
     return {}
@@ -176,7 +172,11 @@ def load_torchscript(path: Path, spec: ModelSpec, allow_pickle: bool) -> LoadedM
 
 
 def load_smp_folder(path: Path, spec: ModelSpec, allow_pickle: bool) -> LoadedModel:
-    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    from hbens.settings import read_settings
+
+    config = read_settings(path / "config.json")
+    if not isinstance(config, dict):
+        raise HbensError(f"{path / 'config.json'}: expected a JSON object of model settings")
     arch = config.pop("_model_class", None)
     built = ModelSpec(spec.arch or arch, spec.encoder or config.pop("encoder_name", None),
                       int(config.pop("in_channels", spec.in_channels)), int(config.pop("classes", spec.classes)),
