@@ -23,11 +23,16 @@ Runs = tuple[np.ndarray, np.ndarray]
 EMPTY_RUNS: Runs = (np.empty(0, np.int64), np.empty(0, np.int64))
 
 
+def _pixel_points(points: np.ndarray) -> np.ndarray:
+    """Polygon vertices rounded to int32 pixel coordinates, as OpenCV takes them."""
+    return np.round(np.asarray(points, dtype=np.float64)).astype(np.int32).reshape(-1, 2)
+
+
 def polygon_runs(points: np.ndarray, shape: tuple[int, int] = IMAGE_SHAPE) -> Runs:
     """Runs of the filled polygon ``points`` (N x 2, x then y), clipped to ``shape``."""
     import cv2
 
-    points = np.round(np.asarray(points, dtype=np.float64)).astype(np.int32).reshape(-1, 2)
+    points = _pixel_points(points)
     height, width = shape
     left = max(int(points[:, 0].min()), 0)
     top = max(int(points[:, 1].min()), 0)
@@ -45,7 +50,7 @@ def polygon_mask(points: np.ndarray, shape: tuple[int, int] = IMAGE_SHAPE) -> np
     import cv2
 
     mask = np.zeros(shape, np.uint8)
-    cv2.fillPoly(mask, [np.round(np.asarray(points, dtype=np.float64)).astype(np.int32).reshape(-1, 2)], 1)
+    cv2.fillPoly(mask, [_pixel_points(points)], 1)
     return mask
 
 

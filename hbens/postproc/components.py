@@ -125,11 +125,12 @@ def hole_segments(segments: Segments, shape: tuple[int, int] = IMAGE_SHAPE, conn
     empty = np.empty(0, np.int64)
     if rows.size == 0:
         return empty, empty, empty
-    height, width = shape
+    width = shape[1]
     bg = _background_segments(*segments, width)
     labels, _ = label_segments(bg, 12 - connectivity)
+    # Rows above the first and below the last bone row are all background and reach the border
+    # (or are the image's own first and last rows), so the segments of those two rows reach it too.
     touches = (bg[1] == 0) | (bg[2] == width) | (bg[0] == rows[0]) | (bg[0] == rows[-1])
-    touches |= (bg[0] == 0) | (bg[0] == height - 1)
     border = np.zeros(labels.max() + 1 if labels.size else 0, bool)
     border[labels[touches]] = True
     hole = ~border[labels]
