@@ -156,16 +156,14 @@ def scan_submission(
                 report(number, f"{image} {name}: {error}")
                 continue
             index.rows[key] = (line_offset, number)
-        if columns is None:
+        if columns is None and offset == 0:
             report(None, f"empty file; expected the header {','.join(HEADER)}")
     return index
 
 
 def read_submission(path: PathLike, shape: tuple[int, int] = IMAGE_SHAPE) -> dict[Key, str]:
     """All rows of a submission as ``{(image_name, class): rle}`` (for small files and tests)."""
-    index = scan_submission(path, shape)
-    with index.open() as handle:
-        return {key: index.read_rle(key, handle) for key in sorted(index.rows, key=lambda k: canonical_key(*k))}
+    return {(image, name): rle for image, name, rle in iter_rows(scan_submission(path, shape))}
 
 
 class SubmissionWriter:

@@ -132,3 +132,10 @@ def test_real_submissions_are_valid(realdata):
         report = check_submission(path)
         assert report.ok, report.problems
         assert (report.rows, report.images, report.classes) == (58, 2, 29)
+
+
+def test_unreadable_header_is_one_problem(tmp_path):
+    path = tmp_path / "binary.csv"
+    path.write_bytes(b"\x89PNG\r\n")
+    report = check_submission(path)
+    assert [p.message.split(" (")[0] for p in report.problems] == ["unreadable line"]
