@@ -148,3 +148,17 @@ def test_real_three_checkpoints_vote(tmp_path, realdata):
     out = tmp_path / "real.csv"
     fuse_csvs(csvs, out)
     assert read_submission(out) == oracle(csvs, [1, 1, 1], 1.5)
+
+
+def test_changed_rows_ignore_whitespace_only_differences(tmp_path):
+    rows = {("a.png", name): "1 2" for name in ("finger-1", "Ulna")}
+    spaced = tmp_path / "spaced.csv"
+    write_submission(spaced, {k: " 1  2\t" for k in rows})
+    plain = tmp_path / "plain.csv"
+    write_submission(plain, rows)
+    summary = fuse_csvs([plain, spaced], tmp_path / "o.csv", classwise_rules(2), missing="empty")
+    assert summary.changed == [0, 0]
+    other = tmp_path / "other.csv"
+    write_submission(other, {k: "1 3" for k in rows})
+    summary = fuse_csvs([plain, other], tmp_path / "o2.csv", classwise_rules(2), missing="empty")
+    assert summary.changed == [0, 2]
