@@ -26,6 +26,35 @@ def decode_reference(rle: str, shape: tuple[int, int]) -> np.ndarray:
     return img.reshape(shape)
 
 
+def parse_reference(text: str, size: int) -> tuple[list[tuple[int, int]], str | None, int]:
+    """Plain parser of ``start length ...``: (0-based runs, first problem or None, its token index).
+
+    Tokens are split on space, tab, CR and LF; a token is an integer of at most 18 digits.
+    """
+    tokens = [token for token in text.replace("\t", " ").replace("\r", " ").replace("\n", " ").split(" ") if token]
+    runs: list[tuple[int, int]] = []
+    previous_end = 0
+    for index in range(0, len(tokens), 2):
+        pair = tokens[index : index + 2]
+        for offset, token in enumerate(pair):
+            if not (token.isascii() and token.isdigit() and len(token) <= 18):
+                return runs, "not-integer", index + offset
+        if len(pair) == 1:
+            return runs, "odd", index
+        start, length = int(pair[0]) - 1, int(pair[1])
+        if start < 0:
+            return runs, "start", index
+        if length < 1:
+            return runs, "length", index + 1
+        if start < previous_end:
+            return runs, "overlap", index
+        if start + length > size:
+            return runs, "past-end", index
+        runs.append((start, length))
+        previous_end = start + length
+    return runs, None, -1
+
+
 def vote_reference(rles: list[str], shape: tuple[int, int], weights: list[float], threshold: float) -> str:
     """Mask-level vote: decode, weighted sum in input order, strict threshold, encode."""
     total = np.zeros(shape, np.float64)

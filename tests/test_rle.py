@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from hbens import rle
-from tests.oracles import decode_reference, encode_reference
+from tests.oracles import decode_reference, encode_reference, parse_reference
 
 FULL = (2048, 2048)
 
@@ -112,6 +112,38 @@ def test_invalid_rle_raises_one_clear_error(text, words):
         rle.string_to_runs(text, (4, 4))
     with pytest.raises(rle.RLEError, match=words):
         rle.decode(text, (4, 4))
+
+
+PROBLEMS = {"not-integer": rle._NOT_INTEGER, "odd": rle._ODD, "start": rle._START, "length": rle._LENGTH,
+            "overlap": rle._OVERLAP, "past-end": rle._PAST_END}
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.integers(0, 40).map(str), st.sampled_from(["0001", "1" * 19, "-1", "2x", "", "+3"])),
+        max_size=12,
+    ),
+    st.lists(st.sampled_from([" ", "  ", "\t", "\n", "\r\n"]), min_size=13, max_size=13),
+    st.integers(1, 60),
+)
+def test_property_parser_matches_reference(tokens, separators, size):
+    text = separators[0] + "".join(token + separator for token, separator in zip(tokens, separators[1:]))
+    runs, problem, bad_token = parse_reference(text, size)
+    starts, lengths, code, token = rle.parse_runs_ascii(np.frombuffer(text.encode(), np.uint8), size)
+    if problem is None:
+        assert code == rle._OK and list(zip(starts.tolist(), lengths.tolist())) == runs
+        expected = np.zeros(size, np.uint8)
+        for start, length in runs:
+            expected[start : start + length] = 1
+        assert np.array_equal(rle.decode(text, (1, size)).reshape(-1), expected)
+        dirty = np.full(size, 7, np.uint8)  # decoding writes every pixel: no zeroing needed
+        assert rle._decode_into(np.frombuffer(text.encode(), np.uint8), dirty) == (rle._OK, -1)
+        assert np.array_equal(dirty, expected)
+    else:
+        assert (code, token) == (PROBLEMS[problem], bad_token)
+        with pytest.raises(rle.RLEError):
+            rle.decode(text, (1, size))
 
 
 @pytest.mark.parametrize("shape", [(512, 512), (513, 511), (1024, 777)])
