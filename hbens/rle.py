@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Sequence
 
@@ -230,7 +231,7 @@ def _read_runs(text, size, flat, starts, lengths):
     in this one loop: numba's calls to tuple-returning helpers made decoding twice as slow.
     """
     fill = flat.size > 0
-    n = text.size
+    n = len(text)
     i = 0
     count = 0
     previous_end = 0
@@ -283,8 +284,8 @@ def parse_runs_ascii(text, size):
 
     Returns ``(starts, lengths, error_code, token_index)``; ``error_code`` is 0 when valid.
     """
-    starts = np.empty(text.size // 4 + 1, np.int64)
-    lengths = np.empty(text.size // 4 + 1, np.int64)
+    starts = np.empty(len(text) // 4 + 1, np.int64)
+    lengths = np.empty(len(text) // 4 + 1, np.int64)
     code, value = _read_runs(text, size, np.empty(0, np.uint8), starts, lengths)
     if code != _OK:
         return starts[:0], lengths[:0], code, value
@@ -314,21 +315,22 @@ def is_empty(rle: object) -> bool:
     return isinstance(rle, (str, bytes)) and not rle.strip()
 
 
-def _ascii(rle: object) -> np.ndarray:
-    if is_empty(rle):
-        return np.empty(0, np.uint8)
+def _ascii(rle: object) -> bytes:
+    """The ASCII bytes of an RLE string (``b""`` for None and NaN), which the kernels read directly."""
     if isinstance(rle, str):
         try:
-            rle = rle.encode("ascii")
+            return rle.encode("ascii")
         except UnicodeEncodeError:
             raise RLEError("RLE contains non-ASCII characters; expected 'start length ...' integers") from None
-    if not isinstance(rle, bytes):
-        raise RLEError(f"RLE must be a string, got {type(rle).__name__}")
-    return np.frombuffer(rle, np.uint8)
+    if isinstance(rle, bytes):
+        return rle
+    if is_empty(rle):
+        return b""
+    raise RLEError(f"RLE must be a string, got {type(rle).__name__}")
 
 
-def _describe(code: int, token: int, text: np.ndarray, size: int) -> str:
-    tokens = text.tobytes().decode("ascii").split()
+def _describe(code: int, token: int, text: bytes, size: int) -> str:
+    tokens = [part.decode("ascii") for part in re.split(rb"[ \t\r\n]+", text) if part]
     shown = repr(tokens[token]) if 0 <= token < len(tokens) else ""
     if code == _NOT_INTEGER:
         return f"RLE token {token + 1} ({shown}) is not a non-negative integer below 10^18"
