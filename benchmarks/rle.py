@@ -47,20 +47,23 @@ def main() -> None:
 
     for text, mask in zip(ref_texts[: args.pool], pool):
         assert np.array_equal(rle.decode(text), mask) and np.array_equal(decode_reference(text, mask.shape), mask)
-    # Each decoded mask is dropped before the next, as a streaming consumer would do; the two
-    # decoders alternate mask by mask so that both see the same state of the memory allocator,
-    # and so does the floor of any decoder: making a zeroed 2048x2048 array.
-    ref_decode = hb_decode = zeros_time = 0.0
-    for text in ref_texts:
-        start = time.perf_counter()
-        decode_reference(text, rle.IMAGE_SHAPE)
-        middle = time.perf_counter()
-        rle.decode(text)
-        end = time.perf_counter()
-        np.zeros(rle.IMAGE_SHAPE, np.uint8)
-        ref_decode += middle - start
-        hb_decode += end - middle
-        zeros_time += time.perf_counter() - end
+    # Each decoded mask is dropped before the next, as a streaming consumer would do.  The two
+    # decoders and the floor of any decoder (making a zeroed 2048x2048 array) interleave mask by
+    # mask, in an order that rotates, so that all three see the same states of the allocator and
+    # the caches.
+    decoders = {
+        "reference": lambda text: decode_reference(text, rle.IMAGE_SHAPE),
+        "hbens": rle.decode,
+        "zeros": lambda text: np.zeros(rle.IMAGE_SHAPE, np.uint8),
+    }
+    names = list(decoders)
+    seconds = dict.fromkeys(names, 0.0)
+    for index, text in enumerate(ref_texts):
+        for name in names[index % 3 :] + names[: index % 3]:
+            start = time.perf_counter()
+            decoders[name](text)
+            seconds[name] += time.perf_counter() - start
+    ref_decode, hb_decode, zeros_time = seconds["reference"], seconds["hbens"], seconds["zeros"]
 
     print(f"{args.n} masks of 2048x2048 ({gigabytes:.1f} GB), pool of {args.pool}, mean foreground "
           f"{pool.mean() * 100:.1f} %")
