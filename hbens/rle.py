@@ -330,8 +330,9 @@ def _ascii(rle: object) -> bytes:
 
 
 def _describe(code: int, token: int, text: bytes, size: int) -> str:
-    tokens = [part.decode("ascii") for part in re.split(rb"[ \t\r\n]+", text) if part]
-    shown = repr(tokens[token]) if 0 <= token < len(tokens) else ""
+    parts = [part for part in re.split(rb"[ \t\r\n]+", text) if part]
+    tokens = [part.decode("ascii", "backslashreplace") for part in parts]
+    shown = repr(parts[token]).removeprefix("b") if 0 <= token < len(parts) else ""
     if code == _NOT_INTEGER:
         return f"RLE token {token + 1} ({shown}) is not a non-negative integer below 10^18"
     if code == _ODD:

@@ -105,6 +105,8 @@ def test_decode_tolerates_extra_whitespace():
         ("16 2", "past the last pixel 16"),
         ("99999999999999999999 1", "not a non-negative integer"),
         ("1 2 é", "non-ASCII"),
+        (b"1 2 \xff 1", r"token 3 \('\\xff'\) is not"),
+        ("1\x0c2 3", r"token 1 \('1\\x0c2'\) is not"),
     ],
 )
 def test_invalid_rle_raises_one_clear_error(text, words):
