@@ -67,6 +67,18 @@ def quantize(values: np.ndarray, precision: str = "uint8") -> np.ndarray:
     return np.clip(values, 0.0, 1.0).astype(np.float16)
 
 
+def tight_crop(
+    probability: np.ndarray, origin: tuple[int, int], precision: str = "uint8", padding: int = 4
+) -> ClassCrop:
+    """The stored crop of a map whose top-left pixel sits at ``origin`` in the image: cut to the
+    padded box of values above the floor, quantized; the empty crop when there are none."""
+    top, left, bottom, right = crop_box(probability, padding)
+    values = probability[top:bottom, left:right]
+    if values.size == 0:
+        return ClassCrop((0, 0, 0, 0), quantize(values, precision))
+    return ClassCrop((origin[0] + top, origin[1] + left, origin[0] + bottom, origin[1] + right), quantize(values, precision))
+
+
 def dequantize(values: np.ndarray) -> np.ndarray:
     """Stored values back to float32 probabilities."""
     if values.dtype == np.uint8:

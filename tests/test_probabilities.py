@@ -11,6 +11,7 @@ from hbens.probabilities import (
     is_valid_store,
     load_probabilities,
     quantize,
+    tight_crop,
     write_store,
 )
 
@@ -44,6 +45,16 @@ def test_crop_box_pads_and_clips():
     p[0, 18] = 0.5
     assert crop_box(p, padding=4) == (0, 14, 5, 20)
     assert crop_box(np.full((4, 4), 1 / 255, np.float32)) == (0, 0, 0, 0)
+
+
+def test_tight_crop_places_the_cut_in_image_coordinates():
+    p = np.zeros((20, 20), np.float32)
+    p[10, 12] = 0.5
+    crop = tight_crop(p, (100, 200), padding=1)
+    assert crop.box == (109, 211, 112, 214)
+    assert crop.values.dtype == np.uint8 and crop.values[1, 1] == 128 and crop.values.sum() == 128
+    empty = tight_crop(np.zeros((5, 5), np.float32), (100, 200), "float16")
+    assert empty.box == (0, 0, 0, 0) and empty.values.shape == (0, 0) and empty.values.dtype == np.float16
 
 
 def test_store_is_readable_with_numpy_alone(tmp_path):

@@ -18,7 +18,7 @@ import numpy as np
 
 from hbens.classes import CLASSES
 from hbens.errors import HbensError
-from hbens.probabilities import ClassCrop, ProbabilityStore, crop_box, crops_to_rles, quantize, write_store
+from hbens.probabilities import ClassCrop, ProbabilityStore, crops_to_rles, tight_crop, write_store
 
 
 @dataclass(frozen=True)
@@ -69,17 +69,14 @@ def refine_store(store: ProbabilityStore, image: np.ndarray, params: CRFParams =
         crop = store.crop(index)
         top, left, bottom, right = crop.box
         if crop.values.size == 0:
-            crops.append(ClassCrop((0, 0, 0, 0), quantize(crop.values, precision)))
+            crops.append(tight_crop(crop.values, (0, 0), precision))
             continue
         m = params.margin
         box = (max(top - m, 0), max(left - m, 0), min(bottom + m, height), min(right + m, width))
         probability = np.zeros((box[2] - box[0], box[3] - box[1]), np.float32)
         probability[top - box[0] : bottom - box[0], left - box[1] : right - box[1]] = crop.values
         refined = refine(probability, image[box[0] : box[2], box[1] : box[3]], params)
-        t, l, b, r = crop_box(refined)
-        values = refined[t:b, l:r]
-        new_box = (box[0] + t, box[1] + l, box[0] + b, box[1] + r) if values.size else (0, 0, 0, 0)
-        crops.append(ClassCrop(new_box, quantize(values, precision)))
+        crops.append(tight_crop(refined, box[:2], precision))
     return crops
 
 

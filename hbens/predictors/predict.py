@@ -24,10 +24,9 @@ from hbens.probabilities import (
     FLOOR,
     ClassCrop,
     ProbabilityStore,
-    crop_box,
     crops_to_rles,
     is_valid_store,
-    quantize,
+    tight_crop,
     write_store,
 )
 from hbens.predictors.images import find_images, parse_normalize, read_gray, to_input
@@ -112,16 +111,13 @@ def probability_crops(
         boxes = [source_box(rows[c], columns[c], shape) for rows, columns in flags]
         boxes = [b for b in boxes if b is not None]
         if not boxes:
-            crops.append(ClassCrop((0, 0, 0, 0), quantize(np.zeros((0, 0), np.float32), options.precision)))
+            crops.append(tight_crop(np.zeros((0, 0), np.float32), (0, 0), options.precision))
             continue
         box = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
         probability = np.zeros((box[2] - box[0], box[3] - box[1]), np.float32)
         for logits, weight in zip(logit_sets, weights):
             probability += np.float32(weight / total) / (1 + np.exp(-upsample_crop(logits[c], shape, box)))
-        top, left, bottom, right = crop_box(probability, options.padding)
-        values = probability[top:bottom, left:right]
-        crops.append(ClassCrop((box[0] + top, box[1] + left, box[0] + bottom, box[1] + right) if values.size else (0, 0, 0, 0),
-                               quantize(values, options.precision)))
+        crops.append(tight_crop(probability, box[:2], options.precision, options.padding))
     return crops
 
 
