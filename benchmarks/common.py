@@ -35,3 +35,17 @@ def first_images(path: Path, out: Path, n_images: int) -> None:
     rows = read_submission(path)
     keep = sorted({image for image, _ in rows})[:n_images]
     write_submission(out, {key: value for key, value in rows.items() if key[0] in keep})
+
+
+def rows_matching_oracle(ours: Path, oracle: Path) -> int:
+    """Assert that every row of the oracle's submission is identical in ours; return how many."""
+    from hbens.submission import read_submission
+
+    mine, theirs = read_submission(ours), read_submission(oracle)
+    assert all(mine[key] == value for key, value in theirs.items()), "outputs differ"
+    return len(theirs)
+
+
+def sampled_note(n_oracle: int, n_images: int) -> str:
+    """What to print after a scaled oracle time; empty when the oracle ran on every image."""
+    return "" if n_oracle == n_images else f" (ran {n_oracle} images, scaled)"
