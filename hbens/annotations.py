@@ -13,10 +13,11 @@ from typing import Iterator
 
 import numpy as np
 
-from hbens.classes import CLASSES, IMAGE_SHAPE, class_index
+from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
 from hbens.outputs import PathLike
 from hbens.rle import box_to_runs, string_to_runs
+from hbens.settings import BOM, binary_kind, clip, examples, read_text
 from hbens.submission import scan_submission
 
 Runs = tuple[np.ndarray, np.ndarray]
@@ -60,24 +61,42 @@ def _union(a: Runs, b: Runs) -> Runs:
     return hard_vote([a, b], min_votes=1)
 
 
-def read_annotation(path: PathLike, shape: tuple[int, int] = IMAGE_SHAPE) -> dict[str, Runs]:
-    """Runs of every class of one annotation JSON; absent classes are empty."""
+def _annotation_points(annotation: object, path: PathLike, number: int) -> tuple[str, np.ndarray]:
+    """Class name and (N, 2) finite points of one annotation; HbensError naming the file, number and label."""
+    where = f"{path}: annotation {number}"
+    if not isinstance(annotation, dict) or "label" not in annotation or "points" not in annotation:
+        raise HbensError(f"{where}: expected an object with label and points")
+    name = annotation["label"]
+    if not isinstance(name, str) or name not in CLASS_INDEX:
+        shown = clip(repr(name), limit=40)
+        raise HbensError(f"{where}: unknown class {shown}; valid classes: {examples(CLASSES)}")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        annotations = data["annotations"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise HbensError(f"{path}: not an annotation JSON ({error}); expected {{'annotations': [...]}}") from None
+        points = np.asarray(annotation["points"], dtype=np.float64)
+    except (TypeError, ValueError):
+        points = np.empty(0)
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) < 1:
+        raise HbensError(f"{where} ({name}): points must be a list of [x, y] number pairs")
+    bad = points[~np.isfinite(points).all(axis=1)]
+    if len(bad):
+        shown = examples([f"[{x:g}, {y:g}]" for x, y in bad])
+        raise HbensError(f"{where} ({name}): {len(bad)} point(s) not finite: {shown}")
+    return name, points
+
+
+def read_annotation(path: PathLike, shape: tuple[int, int] = IMAGE_SHAPE) -> dict[str, Runs]:
+    """Runs of every class of one annotation JSON (UTF-8, BOM allowed); absent classes are empty."""
+    text = read_text(path)
+    try:
+        annotations = json.loads(text)["annotations"]
+        if not isinstance(annotations, list):
+            raise TypeError("annotations is not a list")
+    except (ValueError, KeyError, TypeError) as error:
+        raise HbensError(
+            f"{path}: not an annotation JSON ({clip(error)}); expected {{'annotations': [...]}}"
+        ) from None
     runs = {name: EMPTY_RUNS for name in CLASSES}
     for number, annotation in enumerate(annotations, start=1):
-        try:
-            name = annotation["label"]
-            class_index(name)
-            points = np.asarray(annotation["points"], dtype=np.float64)
-            if points.ndim != 2 or points.shape[1] != 2 or len(points) < 1:
-                raise ValueError("points must be a list of [x, y] pairs")
-        except (KeyError, TypeError, ValueError) as error:
-            message = error.args[0] if error.args else error
-            raise HbensError(f"{path}: annotation {number}: {message}") from None
+        name, points = _annotation_points(annotation, path, number)
         polygon = polygon_runs(points, shape)
         runs[name] = polygon if runs[name][0].size == 0 else _union(runs[name], polygon)
     return runs
@@ -90,6 +109,36 @@ def annotation_masks(path: PathLike, shape: tuple[int, int] = IMAGE_SHAPE) -> np
     return np.stack([runs_to_mask(*runs, shape) for runs in read_annotation(path, shape).values()])
 
 
+def annotation_files(folder: Path) -> dict[str, Path]:
+    """``{NAME.png: path}`` of the annotation JSONs below ``folder``; HbensError when two share a name.
+
+    Two files for one image (say ``ID001/x.json`` and ``ID002/x.json``) would silently score
+    against only one of them, so they are refused, naming both.
+    """
+    files: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*.json")):
+        image = path.stem + ".png"
+        if image in files:
+            both = f"{files[image]} and {path}"
+            raise HbensError(f"{folder}: two annotation files for image {image}: {both}; keep one")
+        files[image] = path
+    if not files:
+        raise HbensError(f"{folder}: no annotation *.json files found; pass the outputs_json folder")
+    return files
+
+
+def _looks_like_json(path: Path) -> bool:
+    """Whether a text file is JSON rather than a CSV: a ``.json`` suffix, or ``{`` or ``[`` first.
+
+    Compressed or binary files are not: the CSV reader names what they are.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if binary_kind(head):
+        return False
+    return path.suffix.lower() == ".json" or head.removeprefix(BOM).lstrip()[:1] in (b"{", b"[")
+
+
 class GroundTruth:
     """Per-image class runs from a folder of annotation JSONs or from a ground-truth CSV."""
 
@@ -97,11 +146,12 @@ class GroundTruth:
         self.source = Path(source)
         self.shape = shape
         if self.source.is_dir():
-            self._files = {path.stem + ".png": path for path in sorted(self.source.rglob("*.json"))}
-            if not self._files:
-                raise HbensError(f"{source}: no annotation *.json files found; pass the outputs_json folder")
+            self._files = annotation_files(self.source)
             self._index = None
         elif self.source.is_file():
+            if _looks_like_json(self.source):
+                raise HbensError(f"{source}: a single annotation JSON; pass the folder of annotation JSONs "
+                                 f"(outputs_json) or a ground-truth CSV")
             self._files = {}
             self._index = scan_submission(self.source, shape)
         else:

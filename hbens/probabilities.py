@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,9 +26,10 @@ from typing import Sequence
 import numpy as np
 
 from hbens import __version__
-from hbens.classes import CLASSES
+from hbens.classes import CLASS_INDEX, CLASSES
 from hbens.errors import HbensError
 from hbens.outputs import PathLike, atomic_path
+from hbens.settings import clip, examples
 
 FORMAT = "hbens-probabilities"
 VERSION = 1
@@ -115,26 +117,123 @@ def write_store(
             np.savez_compressed(handle, meta=np.array(json.dumps(meta)), boxes=boxes, offsets=offsets, data=data)
 
 
+READ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
+"""What numpy raises on a truncated, foreign or damaged ``.npz``."""
+
+
+def _damaged(path: PathLike, problem: str) -> HbensError:
+    return HbensError(f"{path}: {problem}; predict it again")
+
+
+def _check_meta(meta: object, path: PathLike) -> dict:
+    """The store's metadata; HbensError unless format, version, classes, shape and precision are sound."""
+    if not isinstance(meta, dict):
+        raise _damaged(path, "meta is not a JSON object")
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise HbensError(
+            f"{path}: format {clip(meta.get('format'), limit=40)} v{clip(meta.get('version'), limit=20)}, "
+            f"expected {FORMAT} v{VERSION}; predict it again with this hbens"
+        )
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(name, str) for name in classes):
+        raise _damaged(path, "meta classes is not a list of class names")
+    unknown = [name for name in classes if name not in CLASS_INDEX]
+    if unknown:
+        raise _damaged(path, f"meta classes has unknown name(s) {examples(unknown)}")
+    if len(set(classes)) != len(classes):
+        repeated = sorted({name for name in classes if classes.count(name) > 1}, key=CLASS_INDEX.__getitem__)
+        raise _damaged(path, f"meta classes repeats {examples(repeated)}")
+    shape = meta.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 2 and all(type(n) is int and n > 0 for n in shape)):
+        raise _damaged(path, f"meta shape {clip(shape, limit=40)} is not two positive whole numbers")
+    if meta.get("precision") not in PRECISIONS:
+        precision = clip(meta.get("precision"), limit=40)
+        raise _damaged(path, f"meta precision {precision} is not one of {', '.join(PRECISIONS)}")
+    return meta
+
+
+def _check_boxes(boxes: np.ndarray, meta: dict, path: PathLike) -> None:
+    """Refuse boxes that are not (C, 4) integers inside the image with top <= bottom and left <= right."""
+    classes, (height, width) = meta["classes"], meta["shape"]
+    if boxes.shape != (len(classes), 4) or boxes.dtype.kind not in "iu":
+        raise _damaged(path, f"boxes are {boxes.dtype} {boxes.shape}, expected integers ({len(classes)}, 4)")
+    top, left, bottom, right = boxes.astype(np.int64).T
+    rows_inside = (0 <= top) & (top <= bottom) & (bottom <= height)
+    bad = np.flatnonzero(~(rows_inside & (0 <= left) & (left <= right) & (right <= width)))
+    if bad.size:
+        shown = [f"{classes[i]} {tuple(int(v) for v in boxes[i])}" for i in bad]
+        raise _damaged(path, f"box(es) outside the {height}x{width} image or inverted: {examples(shown)}")
+
+
+def _check_offsets(offsets: np.ndarray, boxes: np.ndarray, size: int, meta: dict, path: PathLike) -> None:
+    """Refuse offsets unless (C + 1,) integers from 0, stepping by the box areas, ending at ``size``."""
+    classes = meta["classes"]
+    if offsets.shape != (len(classes) + 1,) or offsets.dtype.kind not in "iu":
+        expected = f"integers ({len(classes) + 1},)"
+        raise _damaged(path, f"offsets are {offsets.dtype} {offsets.shape}, expected {expected}")
+    top, left, bottom, right = boxes.astype(np.int64).T
+    areas = (bottom - top) * (right - left)
+    bad = np.flatnonzero(np.diff(offsets.astype(np.int64)) != areas)
+    if offsets[0] != 0 or bad.size:
+        shown = [classes[i] for i in bad]
+        where = f"start {int(offsets[0])}, classes {examples(shown) or 'none'}"
+        raise _damaged(path, f"offsets do not match the box sizes ({where})")
+    if offsets[-1] != size:
+        raise _damaged(path, f"offsets end at {int(offsets[-1])} but data holds {size} values")
+
+
+def _check_data(data: np.ndarray, meta: dict, path: PathLike) -> None:
+    """Refuse data unless 1-D of the stored precision, and float16 values unless finite in [0, 1]."""
+    dtype = np.dtype(PRECISIONS[meta["precision"]])
+    if data.ndim != 1 or data.dtype != dtype:
+        raise _damaged(path, f"data is {data.dtype} {data.shape}, expected 1-D {dtype} as meta precision")
+    if dtype == np.float16:
+        bad = np.flatnonzero(~((data >= 0) & (data <= 1)))
+        if bad.size:
+            shown = ", ".join(str(float(data[i])) for i in bad[:3])
+            raise _damaged(path, f"{bad.size} data value(s) not finite in [0, 1], e.g. {shown}")
+
+
+def _read_store(path: PathLike) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """Metadata, boxes, offsets and data of a store, each checked; HbensError naming what is wrong."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except READ_ERRORS as error:
+        raise _damaged(path, f"not a readable hbens probability file ({clip(error)})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise _damaged(path, "a single numpy array, not an hbens probability file")
+    with archive:
+        try:
+            missing = [name for name in ("meta", "boxes", "offsets", "data") if name not in archive.files]
+            if "meta" in missing:
+                raise _damaged(path, "not an hbens probability file (no meta array)")
+            meta_array = archive["meta"]
+            if meta_array.ndim != 0 or meta_array.dtype.kind != "U":
+                raise _damaged(path, "meta is not a JSON text")
+            meta = _check_meta(json.loads(str(meta_array)), path)
+            if missing:
+                raise _damaged(path, f"lacks the array(s) {examples(missing)}")
+            boxes, offsets, data = archive["boxes"], archive["offsets"], archive["data"]
+        except json.JSONDecodeError:
+            raise _damaged(path, "meta is not valid JSON") from None
+        except READ_ERRORS as error:
+            raise _damaged(path, f"not a readable hbens probability file ({clip(error)})") from None
+    _check_boxes(boxes, meta, path)
+    _check_offsets(offsets, boxes, data.size, meta, path)
+    _check_data(data, meta, path)
+    return meta, boxes, offsets, data
+
+
 class ProbabilityStore:
-    """Read one stored image: metadata, one class at a time, or the whole (C, H, W) float32 map."""
+    """Read one stored image: metadata, one class at a time, or the whole (C, H, W) float32 map.
+
+    Opening a store checks it whole (metadata types, boxes, offsets, data type and values), so a
+    damaged or foreign file is refused in one line before any work, never half used.
+    """
 
     def __init__(self, path: PathLike):
         self.path = Path(path)
-        try:
-            with np.load(self.path, allow_pickle=False) as archive:
-                self.meta = json.loads(str(archive["meta"]))
-                if self.meta.get("format") != FORMAT or self.meta.get("version") != VERSION:
-                    raise HbensError(
-                        f"{path}: format {self.meta.get('format')} v{self.meta.get('version')}, "
-                        f"expected {FORMAT} v{VERSION}; predict it again with this hbens"
-                    )
-                self.boxes = archive["boxes"]
-                self.offsets = archive["offsets"]
-                self._data = archive["data"]
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-            raise HbensError(f"{path}: not a readable hbens probability file ({error}); predict it again") from None
-        if self.offsets[-1] != self._data.size or len(self.boxes) != len(self.classes):
-            raise HbensError(f"{path}: inconsistent sizes; the file is damaged, predict it again")
+        self.meta, self.boxes, self.offsets, self._data = _read_store(path)
 
     @property
     def classes(self) -> list[str]:

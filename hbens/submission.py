@@ -17,8 +17,13 @@ from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE, canonical_key
 from hbens.errors import HbensError, located
 from hbens.outputs import PathLike, atomic_open
 from hbens.rle import RLEError, string_to_runs
+from hbens.settings import ADVICE, BOM, binary_kind, clip, examples
 
 HEADER = ("image_name", "class", "rle")
+
+MAX_LINE = 64 * 2**20
+"""Longest line read (bytes).  The longest valid row of a 2048 x 2048 mask (every other pixel set)
+is about 21 MB; the cap keeps ``/dev/zero`` or a huge binary from exhausting memory."""
 
 Key = tuple[str, str]
 
@@ -83,14 +88,29 @@ def _split(raw: bytes) -> list[str] | None:
 
 
 def _header_columns(fields: list[str] | None) -> tuple[int, int, int] | str:
-    names = [name.strip().lstrip("\ufeff") for name in fields or []]
+    """Column of each of :data:`HEADER` in the header row, or the problem with it (content clipped)."""
+    names = [name.strip() for name in fields or []]
     missing = [name for name in HEADER if name not in names]
     if missing:
         return (
-            f"header {','.join(names) or '(empty)'} lacks column(s) {', '.join(missing)}; "
+            f"header {clip(','.join(names)) or '(empty)'} lacks column(s) {', '.join(missing)}; "
             f"expected {','.join(HEADER)}"
         )
     return tuple(names.index(name) for name in HEADER)  # type: ignore[return-value]
+
+
+def _lines(handle: IO[bytes]) -> Iterator[bytes | None]:
+    """Lines of a binary file, the first without a byte order mark; None for one over :data:`MAX_LINE`.
+
+    Reading stops there: such a line cannot be a row, and reading on could take all memory.
+    """
+    first = True
+    while raw := handle.readline(MAX_LINE + 1):
+        if len(raw) > MAX_LINE:
+            yield None
+            return
+        yield raw.removeprefix(BOM) if first else raw
+        first = False
 
 
 def scan_submission(
@@ -118,10 +138,17 @@ def scan_submission(
     except OSError as error:
         raise HbensError(f"{path}: cannot read ({error.strerror}); check the path") from None
     with handle:
+        kind = binary_kind(handle.peek(4096)[:4096])
+        if kind:
+            report(None, f"{kind}, not a CSV; {ADVICE.get(kind, 'give the submission CSV')}")
+            return index
         offset = 0
         columns: tuple[int, int, int] | None = None
-        for number, raw in enumerate(handle, start=1):
-            line_offset, offset = offset, offset + len(raw)
+        for number, raw in enumerate(_lines(handle), start=1):
+            if raw is None:
+                report(number, f"line longer than {MAX_LINE / 2**20:g} MB; not a submission CSV")
+                return index
+            line_offset, offset = offset, handle.tell()
             try:
                 fields = _split(raw)
             except (UnicodeDecodeError, csv.Error) as error:
@@ -143,17 +170,19 @@ def scan_submission(
             if not image:
                 report(number, "empty image_name")
                 continue
+            shown = clip(image, limit=60)
             if name not in known:
-                report(number, f"unknown class {name!r}; valid classes: {', '.join(known_classes)}")
+                shown_name = clip(repr(name), limit=40)
+                report(number, f"unknown class {shown_name}; valid classes: {examples(known_classes)}")
                 continue
             key = (image, name)
             if key in index.rows:
-                report(number, f"duplicate row for ({image}, {name}); first at line {index.rows[key][1]}")
+                report(number, f"duplicate row for ({shown}, {name}); first at line {index.rows[key][1]}")
                 continue
             try:
                 string_to_runs(rle, shape)
             except RLEError as error:
-                report(number, f"{image} {name}: {error}")
+                report(number, f"{shown} {name}: {clip(error, limit=160)}")
                 continue
             index.rows[key] = (line_offset, number)
         if columns is None and offset == 0:

@@ -1,3 +1,4 @@
+import gzip
 import json
 
 import numpy as np
@@ -32,15 +33,37 @@ def test_read_annotation_overlapping_classes(tmp_path):
     [
         ("{", "not an annotation JSON"),
         ('{"annotations": [{"label": "Nail", "points": [[1, 1]]}]}', "annotation 1: unknown class 'Nail'"),
-        ('{"annotations": [{"label": "Ulna", "points": [1, 2]}]}', "annotation 1: points must be"),
-        ('{"annotations": [{"points": [[1, 2]]}]}', "annotation 1: label"),
+        ('{"annotations": [{"label": "Ulna", "points": [1, 2]}]}', "annotation 1 (Ulna): points must be"),
+        ('{"annotations": [{"label": "Ulna", "points": [["a", 2]]}]}', "annotation 1 (Ulna): points must be"),
+        ('{"annotations": [{"points": [[1, 2]]}]}', "annotation 1: expected an object with label and points"),
+        ('{"annotations": [{"label": ["Ulna"], "points": [[1, 2]]}]}', "annotation 1: unknown class ['Ulna']"),
+        ('{"annotations": {}}', "not an annotation JSON (annotations is not a list)"),
+        ('{"annotations": [{"label": "Ulna", "points": [[1, 2]]}, {"label": "Radius", "points": [[1, NaN], [2, 3], '
+         '[Infinity, 1]]}]}', "annotation 2 (Radius): 2 point(s) not finite: [1, nan], [inf, 1]"),
+        ("\u00e9".encode("latin-1"), "bad.json: not UTF-8 (byte 0xe9 at offset 0)"),
+        (b"\x1f\x8b\x08\x00", "bad.json: gzip-compressed, not UTF-8 text"),
     ],
 )
 def test_bad_annotation_files(tmp_path, content, message):
     path = tmp_path / "bad.json"
-    path.write_text(content)
-    with pytest.raises(HbensError, match=message):
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(HbensError) as error:
         read_annotation(path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert len(str(error.value)) <= 300 + len(str(path))
+
+
+def test_unknown_label_lists_a_few_classes(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"annotations": [{"label": "Nail" * 100, "points": [[1, 1]]}]}))
+    with pytest.raises(HbensError, match=r"valid classes: finger-1, finger-2, finger-3 and 26 more$"):
+        read_annotation(path)
+
+
+def test_annotation_with_byte_order_mark(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"annotations": [{"label": "Ulna", "points": [[1, 1]]}]}).encode())
+    assert read_annotation(path, (4, 4))["Ulna"][0].size == 1
 
 
 def test_ground_truth_sources(tmp_path):
@@ -48,3 +71,26 @@ def test_ground_truth_sources(tmp_path):
         GroundTruth(tmp_path)
     with pytest.raises(HbensError, match="no such file"):
         GroundTruth(tmp_path / "nope")
+
+
+def test_duplicate_image_names_in_a_folder_are_refused(tmp_path):
+    for folder in ("ID001", "ID002"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.json").write_text('{"annotations": []}')
+    with pytest.raises(HbensError) as error:
+        GroundTruth(tmp_path)
+    assert "two annotation files for image x.png" in str(error.value)
+    assert "ID001/x.json and " in str(error.value) and "ID002/x.json" in str(error.value)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("one.json", b'{"annotations": []}', "one.json: a single annotation JSON; pass the folder"),
+    ("one.txt", b'\xef\xbb\xbf {"annotations": []}', "one.txt: a single annotation JSON; pass the folder"),
+    ("gt.csv.gz", gzip.compress(b"image_name,class,rle\n"), "gt.csv.gz: gzip-compressed, not a CSV; decompress"),
+    ("gt.json", gzip.compress(b"{}"), "gt.json: gzip-compressed, not a CSV"),
+])
+def test_single_file_ground_truth_gets_a_clear_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(HbensError, match=message):
+        GroundTruth(path)

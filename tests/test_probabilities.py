@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from hbens.classes import CLASSES
 from hbens.errors import HbensError
 from hbens.probabilities import (
     ClassCrop,
@@ -21,7 +22,7 @@ def store(path, probabilities, precision="uint8"):
     for p in probabilities:
         top, left, bottom, right = crop_box(p)
         crops.append(ClassCrop((top, left, bottom, right), quantize(p[top:bottom, left:right], precision)))
-    write_store(path, crops, probabilities.shape[1:], precision, classes=tuple(f"c{i}" for i in range(len(crops))),
+    write_store(path, crops, probabilities.shape[1:], precision, classes=CLASSES[: len(crops)],
                 model="test")
 
 
@@ -78,3 +79,63 @@ def test_damaged_and_foreign_files(tmp_path):
     with pytest.raises(HbensError, match="format x v9, expected hbens-probabilities v1"):
         ProbabilityStore(tmp_path / "other.npz")
     assert not is_valid_store(tmp_path / "missing.npz")
+
+
+def raw_store(path, **change):
+    """A valid two-class 8x8 float16 store written by numpy, with arrays, meta keys (a dict) or meta replaced."""
+    meta = change.pop("meta", {})
+    if isinstance(meta, dict):
+        meta = np.array(json.dumps({"format": "hbens-probabilities", "version": 1, "classes": ["finger-1", "Ulna"],
+                                    "shape": [8, 8], "precision": "float16", **meta}))
+    arrays = {"meta": meta, "boxes": np.array([[0, 0, 2, 3], [0, 0, 0, 0]], np.int32),
+              "offsets": np.array([0, 6, 6], np.int64), "data": np.full(6, 0.5, np.float16), **change}
+    np.savez(path, **{name: value for name, value in arrays.items() if value is not None})
+    return path
+
+
+def test_raw_store_helper_is_valid(tmp_path):
+    store = ProbabilityStore(raw_store(tmp_path / "a.npz"))
+    assert store.classes == ["finger-1", "Ulna"] and store.crop(0).values.shape == (2, 3)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"meta": np.array("[1, 2]")}, "meta is not a JSON object"),
+    ({"meta": np.array("{")}, "meta is not valid JSON"),
+    ({"meta": np.array([1, 2])}, "meta is not a JSON text"),
+    ({"meta": {"version": 2}}, "format hbens-probabilities v2, expected hbens-probabilities v1"),
+    ({"meta": {"classes": "finger-1,Ulna"}}, "meta classes is not a list of class names"),
+    ({"meta": {"classes": ["finger-1", "Nail"]}}, "meta classes has unknown name(s) Nail"),
+    ({"meta": {"classes": ["Ulna", "Ulna"]}}, "meta classes repeats Ulna"),
+    ({"meta": {"shape": [8, 0]}}, "meta shape [8, 0] is not two positive whole numbers"),
+    ({"meta": {"shape": [8.0, 8]}}, "meta shape [8.0, 8] is not two positive whole numbers"),
+    ({"meta": {"precision": "float32"}}, "meta precision float32 is not one of uint8, float16"),
+    ({"boxes": np.zeros((3, 4), np.int32)}, "boxes are int32 (3, 4), expected integers (2, 4)"),
+    ({"boxes": np.zeros((2, 4), np.float32)}, "boxes are float32 (2, 4), expected integers (2, 4)"),
+    ({"boxes": np.array([[0, 0, 2, 3], [0, 0, 9, 1]])}, "outside the 8x8 image or inverted: Ulna (0, 0, 9, 1)"),
+    ({"boxes": np.array([[2, 0, 0, 3], [0, 0, 0, 0]])}, "inverted: finger-1 (2, 0, 0, 3)"),
+    ({"boxes": np.array([[0, -1, 2, 2], [0, 0, 0, 0]])}, "inverted: finger-1 (0, -1, 2, 2)"),
+    ({"offsets": np.array([0, 6])}, "offsets are int64 (2,), expected integers (3,)"),
+    ({"offsets": np.array([1, 7, 7])}, "offsets do not match the box sizes (start 1"),
+    ({"offsets": np.array([0, 5, 6])}, "offsets do not match the box sizes (start 0, classes finger-1, Ulna)"),
+    ({"data": np.full(7, 0.5, np.float16)}, "offsets end at 6 but data holds 7 values"),
+    ({"data": np.full(6, 128, np.uint8)}, "data is uint8 (6,), expected 1-D float16"),
+    ({"data": np.array([0.5, np.nan, 2, -1, 0, np.inf], np.float16)}, "4 data value(s) not finite in [0, 1], e.g. nan, 2.0, -1.0"),
+    ({"data": None}, "lacks the array(s) data"),
+])
+def test_damaged_store_is_one_line_naming_the_problem(tmp_path, change, message):
+    path = raw_store(tmp_path / "bad.npz", **change)
+    with pytest.raises(HbensError) as error:
+        ProbabilityStore(path)
+    text = str(error.value)
+    assert text.startswith(f"{path}: ") and message in text and "predict it again" in text
+    assert "\n" not in text and len(text) < 300 + len(str(path))
+    assert not is_valid_store(path)
+
+
+def test_foreign_numpy_files(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros(3))
+    with pytest.raises(HbensError, match="a single numpy array, not an hbens probability file"):
+        ProbabilityStore(tmp_path / "a.npy")
+    (tmp_path / "t.npz").write_text("hello")
+    with pytest.raises(HbensError, match="t.npz: not a readable hbens probability file"):
+        ProbabilityStore(tmp_path / "t.npz")

@@ -1,5 +1,9 @@
+import gzip
+from pathlib import Path
+
 import pytest
 
+from hbens import submission
 from hbens.classes import CLASSES
 from hbens.errors import HbensError
 from hbens.submission import (
@@ -135,7 +139,60 @@ def test_real_submissions_are_valid(realdata):
 
 
 def test_unreadable_header_is_one_problem(tmp_path):
-    path = tmp_path / "binary.csv"
-    path.write_bytes(b"\x89PNG\r\n")
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"image_name,class,rle\xe9\n")
     report = check_submission(path)
     assert [p.message.split(" (")[0] for p in report.problems] == ["unreadable line"]
+
+
+def one_line_error(path, shape=SHAPE):
+    with pytest.raises(HbensError) as error:
+        scan_submission(path, shape)
+    text = str(error.value)
+    assert text.startswith(str(path)) and "\n" not in text and len(text) <= 300 + len(str(path))
+    return text
+
+
+@pytest.mark.parametrize("content, message", [
+    (gzip.compress(b"image_name,class,rle\n"), "gzip-compressed, not a CSV; decompress it first"),
+    (b"PK\x03\x04" + bytes(40), "a zip archive, not a CSV; extract the file from it first"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(20), "a PNG image, not a CSV; give the submission CSV"),
+    ("image_name,class,rle\n".encode("utf-16"), "UTF-16 text, not a CSV; save it as UTF-8"),
+    (b"image_name,class,rle\n" + bytes(100), "binary data, not a CSV"),
+])
+def test_compressed_or_binary_file_says_so(tmp_path, content, message):
+    path = tmp_path / "sub.csv"
+    path.write_bytes(content)
+    assert message in one_line_error(path)
+    assert [p.message for p in check_submission(path).problems] == [one_line_error(path).split(": ", 1)[1]]
+
+
+def test_dev_zero_is_refused_at_once():
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero")
+    assert "binary data, not a CSV" in one_line_error("/dev/zero")
+
+
+def test_bom_and_quoted_header_are_accepted(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b'\xef\xbb\xbf"image_name","class","rle"\r\n"a.png","Ulna","1 2"\r\nb.png,Radius,3 1\r\n')
+    assert read_submission(path, SHAPE) == {("a.png", "Ulna"): "1 2", ("b.png", "Radius"): "3 1"}
+
+
+def test_line_over_the_cap_is_one_error_without_reading_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(submission, "MAX_LINE", 100)
+    path = write(tmp_path / "long.csv", ["image_name,class,rle", "a.png,Ulna," + "1 1 " * 40])
+    assert ":2: line longer than" in one_line_error(path)
+    assert len(check_submission(path).problems) == 1
+
+
+def test_echoed_content_is_clipped(tmp_path):
+    path = write(tmp_path / "noheader.csv", ["a.png,Ulna," + "1 2 " * 5000])
+    text = one_line_error(path)
+    assert "lacks column(s) image_name, class, rle" in text and "(+" in text
+    path = write(tmp_path / "class.csv", ["image_name,class,rle", "a.png,Nail,"])
+    assert "valid classes: finger-1, finger-2, finger-3 and 26 more" in one_line_error(path)
+    path = write(tmp_path / "token.csv", ["image_name,class,rle", "a.png,Ulna,1 " + "x" * 5000])
+    assert "RLE token 2" in one_line_error(path)
+    path = write(tmp_path / "dup.csv", ["image_name,class,rle", "y" * 500 + ",Ulna,", "y" * 500 + ",Ulna,"])
+    assert "duplicate row for (yyy" in one_line_error(path)

@@ -1,0 +1,165 @@
+"""The path guard of every command: no output may be an input, two outputs never share a file.
+
+A command names each path with its option, e.g. ``("--scores", "a.csv")`` or ``("-o", "out.csv")``,
+so that a refusal says which two options collide.  Paths are compared after resolving symbolic
+links and ``..``, and with :func:`os.path.samefile` so that hard links are caught too.  Checks run
+before any work, so a refused command has written nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from hbens.errors import HbensError
+from hbens.outputs import PathLike
+
+Named = tuple[str, PathLike | None]
+"""A path and the option that gave it, e.g. ``("-o", "out.csv")``;
+a None path (an option not given) is skipped."""
+
+TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+"""Names of the temporaries of :func:`hbens.outputs.atomic_path`: ``.{name}.XXXXXXXX.tmp``."""
+
+
+def _given(named: Sequence[Named]) -> list[tuple[str, Path]]:
+    return [(option, Path(path)) for option, path in named if path is not None]
+
+
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """Whether two paths name one file: equal once resolved, or the same inode (hard link, bind mount)."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(inner: Path, outer: Path) -> bool:
+    """Whether ``inner`` is ``outer`` or lies below it (resolved paths)."""
+    return inner.resolve().is_relative_to(outer.resolve()) or same_file(inner, outer)
+
+
+def _check_file_output(option: str, path: Path) -> None:
+    """Refuse an output file that is a folder, or whose folder is missing or is a file."""
+    if path.is_dir():
+        raise HbensError(f"{option} {path}: is a folder; give a file path")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise HbensError(f"{option} {path}: {parent} is a file, not a folder; choose another {option} path")
+    if not parent.exists():
+        raise HbensError(
+            f"{option} {path}: folder {parent} does not exist; create it or choose another {option} path"
+        )
+
+
+def _check_folder_output(option: str, path: Path) -> None:
+    """Refuse an output folder that is a file or lies below a file (missing folders are created)."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "is a file" if folder == path else f"{folder} is a file"
+                raise HbensError(f"{option} {path}: {where}, not a folder; choose another {option} folder")
+            return
+
+
+def check_paths(
+    reads: Sequence[Named], writes: Sequence[Named], *, folder_writes: Sequence[Named] = ()
+) -> None:
+    """Raise HbensError, in one line naming both options, when the outputs of a command are unsafe.
+
+    Parameters
+    ----------
+    reads
+        Every file or folder the command reads, with its option (``("--gt", "outputs_json")``).
+    writes
+        Every file the command writes (``("-o", "out.csv")``, ``("--report", "r.csv")``); its folder
+        must exist, and it must not be an input or another output.
+    folder_writes
+        Every folder the command fills (probability stores): it must not be, contain or lie inside
+        an input folder or another output folder, and must not be a file or an output file.
+    """
+    reads, writes, folders = _given(reads), _given(writes), _given(folder_writes)
+    for option, path in writes:
+        _check_file_output(option, path)
+    for option, path in folders:
+        _check_folder_output(option, path)
+    for number, (option, path) in enumerate(writes + folders):
+        for read_option, read in reads:
+            if same_file(path, read):
+                raise HbensError(f"{option} {path} is also the input {read_option} {read}; "
+                                 f"choose another {option} path")
+        for other_option, other in (writes + folders)[:number]:
+            if same_file(path, other):
+                raise HbensError(f"{other_option} {other} and {option} {path} are the same path; "
+                                 f"give each output its own")
+    for number, (option, path) in enumerate(folders):
+        for other_option, other in [(o, p) for o, p in reads if p.is_dir()] + folders[:number]:
+            if _inside(other, path) or _inside(path, other):
+                how = "contains" if _inside(other, path) else "lies inside"
+                raise HbensError(f"output folder {option} {path} {how} {other_option} {other}; "
+                                 f"choose a separate {option} folder")
+
+
+def remove_stale_temporaries(folder: PathLike) -> list[Path]:
+    """Delete the hidden ``.NAME.XXXXXXXX.tmp`` files that a killed run left in ``folder`` and below.
+
+    :func:`hbens.outputs.atomic_path` removes its temporary when a block fails, but not when the
+    process is killed; a resumed run calls this first so that they do not pile up.  Only names of
+    that exact form are touched.  Call it before writing, with no other run writing to ``folder``.
+    Returns the removed paths.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.rglob(".*.tmp")):
+        if TEMPORARY.match(path.name) and not path.is_dir():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _remove_empty_tree(folder: Path) -> None:
+    """Remove ``folder`` and its subfolders bottom-up, stopping at any that holds a file."""
+    for current, _, _ in os.walk(folder, topdown=False):
+        try:
+            os.rmdir(current)
+        except OSError:
+            pass
+
+
+def _make_folder(path: Path, option: str) -> list[Path]:
+    """Create ``path`` with its missing parents; return the folders it created, outermost first."""
+    missing = [folder for folder in (path, *path.parents) if not folder.exists()][::-1]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise HbensError(f"{option} {path}: a file is in the way; choose another {option} folder") from None
+    except OSError as error:
+        problem = f"cannot create ({error.strerror})"
+        raise HbensError(f"{option} {path}: {problem}; choose another {option} folder") from None
+    return missing
+
+
+@contextmanager
+def created_folder(path: PathLike, *, option: str = "-o") -> Iterator[Path]:
+    """Create the output folder ``path`` (and missing parents) for the block; undo it if the block fails.
+
+    When the block raises (Ctrl-C included), the folders this call created are removed again if
+    they hold no file, so a failed command leaves no empty output folder behind; finished files
+    are kept, and a folder that existed before is never removed.
+    """
+    path = Path(path)
+    created = _make_folder(path, option)
+    try:
+        yield path
+    except BaseException:
+        if created:
+            _remove_empty_tree(created[0])
+        raise
