@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): setup.py pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24"
-	$(BIN)/pip install --quiet -c constraints.txt torch==2.14.1 torchvision==0.29.1 -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt torch==2.14.1 torchvision==0.29.1 -e '.[dask,test]'
 	touch $(STAMP)
 
 test: $(STAMP)

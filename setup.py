@@ -31,7 +31,10 @@ setup(
         "ttach>=0.0.3",
         "pydensecrf2>=1.1",
     ],
-    extras_require={"test": ["pytest>=8", "hypothesis>=6.100"]},
+    extras_require={
+        "dask": ["dask>=2024.8", "distributed>=2024.8"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "dask>=2024.8", "distributed>=2024.8"],
+    },
     entry_points={"console_scripts": ["hbens = hbens.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3.11",

@@ -16,12 +16,10 @@ import numpy as np
 from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
 from hbens.outputs import PathLike
-from hbens.rle import box_to_runs, string_to_runs
+from hbens.rle import string_to_runs
+from hbens.runs import EMPTY_RUNS, Runs, box_to_runs, union_runs
 from hbens.settings import BOM, binary_kind, clip, examples, read_text
 from hbens.submission import scan_submission
-
-Runs = tuple[np.ndarray, np.ndarray]
-EMPTY_RUNS: Runs = (np.empty(0, np.int64), np.empty(0, np.int64))
 
 
 def _pixel_points(points: np.ndarray) -> np.ndarray:
@@ -53,12 +51,6 @@ def polygon_mask(points: np.ndarray, shape: tuple[int, int] = IMAGE_SHAPE) -> np
     mask = np.zeros(shape, np.uint8)
     cv2.fillPoly(mask, [_pixel_points(points)], 1)
     return mask
-
-
-def _union(a: Runs, b: Runs) -> Runs:
-    from hbens.ensemble.vote import hard_vote
-
-    return hard_vote([a, b], min_votes=1)
 
 
 def _annotation_points(annotation: object, path: PathLike, number: int) -> tuple[str, np.ndarray]:
@@ -98,7 +90,7 @@ def read_annotation(path: PathLike, shape: tuple[int, int] = IMAGE_SHAPE) -> dic
     for number, annotation in enumerate(annotations, start=1):
         name, points = _annotation_points(annotation, path, number)
         polygon = polygon_runs(points, shape)
-        runs[name] = polygon if runs[name][0].size == 0 else _union(runs[name], polygon)
+        runs[name] = polygon if runs[name][0].size == 0 else union_runs(runs[name], polygon)
     return runs
 
 

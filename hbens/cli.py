@@ -91,17 +91,36 @@ def clean_options(command=None, classes_flag: str = "--classes", config_flags: t
     return command
 
 
-def _row_cleaner(min_area, keep, largest, fill_holes, connectivity, clean_classes, clean_config):
-    """A RowCleaner from the shared clean options, or None when they ask for nothing."""
-    from hbens.postproc import CleanConfig, RowCleaner, clean_configs
+def _cleanup(min_area, keep, largest, fill_holes, connectivity, clean_classes, clean_config):
+    """The per-class cleanup from the shared clean options, or None when they ask for nothing."""
+    from hbens.postproc import CleanConfig, active_cleanup, clean_configs
 
     if largest and keep is not None:
         raise click.UsageError("give --largest or --keep, not both")
     defaults = CleanConfig(min_area, 1 if largest else keep, fill_holes, int(connectivity))
     classes = [c.strip() for c in clean_classes.split(",")] if clean_classes else None
-    configs = clean_configs(defaults, classes, clean_config)
-    cleaner = RowCleaner(configs)
-    return cleaner if cleaner.configs else None
+    return active_cleanup(clean_configs(defaults, classes, clean_config)) or None
+
+
+def execution_options(command):
+    """The ``--workers``, ``--scheduler`` and ``--keep-going`` options of every per-image command."""
+    options = [
+        click.option("--workers", type=click.IntRange(min=1),
+                     help="Number of workers [default: a thread per core; 2 processes with --scheduler local]."),
+        click.option("--scheduler", default="threads", show_default=True, metavar="NAME|tcp://HOST:PORT",
+                     help="threads, processes, local (a Dask LocalCluster) or the address of a Dask scheduler."),
+        click.option("--keep-going", is_flag=True, help="Report images that fail and go on (exit status 1)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _execution(workers, scheduler, keep_going, quiet, default_workers: int | None = None):
+    from hbens.pipeline import Execution
+
+    return Execution(workers=workers or default_workers, scheduler=scheduler, keep_going=keep_going,
+                     progress=not quiet)
 
 
 def _class_thresholds(threshold: float, thresholds: str | None) -> list[float]:
@@ -121,12 +140,20 @@ def _refuse_inputs(outputs: tuple[str | None, ...], inputs) -> None:
             refuse_input(output, list(inputs))
 
 
-def _report(summary: object, cleaner, report: str | None, quiet: bool, inputs: tuple[str, ...] = ()) -> None:
-    """Write the clean report when asked, and the summary on stderr unless quiet."""
-    if cleaner is not None and report:
-        cleaner.write_report(report, inputs)
+def _finish(summary, description: str, cleanup, report: str | None, quiet: bool, inputs: tuple = ()) -> None:
+    """Write the clean report when asked, the summary on stderr unless quiet, and exit 1 on failed images."""
+    from hbens.postproc import write_clean_report
+
+    clean = getattr(summary.stats, "clean", summary.stats)
+    if cleanup and report:
+        write_clean_report(report, clean, inputs)
     if not quiet:
-        click.echo(str(summary), err=True)
+        text = description + (f"; {clean}" if cleanup else "")
+        if summary.failed:
+            text += f"\n{len(summary.failed)} image(s) failed:\n  " + "\n  ".join(summary.failed)
+        click.echo(text, err=True)
+    if summary.failed:
+        sys.exit(1)
 
 
 def _weights(text: str | None) -> list[float] | None:
@@ -141,12 +168,13 @@ def _weights(text: str | None) -> list[float] | None:
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=existing_file)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Fused submission CSV.")
-@click.option("--strategy", type=click.Choice(["hard", "classwise"]), default="hard", show_default=True)
-@click.option("--min-votes", type=int, help="Foreground where at least K inputs agree [default: majority].")
+@click.option("--strategy", type=click.Choice(["hard", "classwise"]), default="hard", show_default=True,
+              help="hard: a (weighted) vote of every input; classwise: each class from chosen inputs.")
+@click.option("--min-votes", type=click.IntRange(min=1), help="Foreground where at least K inputs agree [default: majority].")
 @click.option("--union", is_flag=True, help="Same as --min-votes 1.")
 @click.option("--intersection", is_flag=True, help="Same as --min-votes N (all inputs).")
 @click.option("--weights", help="One positive weight per input, e.g. 2,1,1.")
-@click.option("--min-weight", type=float, help="Foreground where the weight sum exceeds this [default: half].")
+@click.option("--min-weight", type=click.FloatRange(min=0), help="Foreground where the weight sum exceeds this [default: half].")
 @click.option("--class-weights", type=existing_file, help="CSV (class,w1,w2,...) or JSON of per-class weights.")
 @click.option("--pick", "picks", multiple=True, metavar="CLASS=I[+J...]",
               help="classwise: take CLASS from input I, or a majority vote of inputs I+J+... (repeatable).")
@@ -155,14 +183,15 @@ def _weights(text: str | None) -> list[float] | None:
 @click.option("--missing", type=click.Choice(["error", "empty"]), default="error", show_default=True,
               help="Absent (image, class) rows: an error, or empty masks.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@execution_options
 @clean_options
 def fuse(inputs, output, strategy, min_votes, union, intersection, weights, min_weight, class_weights,
-         picks, scores, missing, quiet, report, **clean) -> None:
+         picks, scores, missing, quiet, workers, scheduler, keep_going, report, **clean) -> None:
     """Fuse submission INPUTS (CSV) into one, voting on runs per (image, class).
 
     The clean options, when given, clean each fused row in the same pass.
     """
-    from hbens.ensemble import classwise_rules, fuse_csvs, hard_rules, read_class_weights
+    from hbens.ensemble import classwise_rules, describe_fuse, fuse_csvs, hard_rules, read_class_weights
     from hbens.metrics import read_scores
 
     n = len(inputs)
@@ -178,36 +207,31 @@ def fuse(inputs, output, strategy, min_votes, union, intersection, weights, min_
             raise click.UsageError("--pick and --scores need --strategy classwise")
         per_class = read_class_weights(class_weights, n) if class_weights else None
         rules = hard_rules(n, min_votes, _weights(weights), min_weight, per_class)
-    cleaner = _row_cleaner(**clean)
+    cleanup = _cleanup(**clean)
+    execution = _execution(workers, scheduler, keep_going, quiet)
     _refuse_inputs((output, report), inputs)
-    summary = fuse_csvs(inputs, output, rules, missing, post=cleaner, progress=not quiet)
-    _report(summary, cleaner, report, quiet, tuple(inputs))
+    summary = fuse_csvs(inputs, output, rules, missing=missing, cleanup=cleanup, execution=execution)
+    _finish(summary, describe_fuse(summary, output, inputs), cleanup, report, quiet, tuple(inputs))
 
 
 @cli.command()
 @click.argument("submission", type=existing_file)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cleaned submission CSV.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@execution_options
 @clean_options(config_flags=("--config", "--clean-config"))
-def clean(submission, output, quiet, report, **options) -> None:
+def clean(submission, output, quiet, workers, scheduler, keep_going, report, **options) -> None:
     """Clean SUBMISSION's masks: small components, largest components, holes."""
-    import time
-
     from hbens.postproc import clean_csv
 
-    cleaner = _row_cleaner(**options)
-    if cleaner is None:
+    cleanup = _cleanup(**options)
+    if cleanup is None:
         raise click.UsageError("nothing to do: give --min-area, --keep/--largest, --fill-holes or --config")
+    execution = _execution(workers, scheduler, keep_going, quiet)
     _refuse_inputs((output, report), [submission])
-    started = time.perf_counter()
-    rows = clean_csv(submission, output, cleaner, progress=not quiet)
-    if report:
-        cleaner.write_report(report, [submission])
-    if not quiet:
-        removed = sum(s.components_removed for s in cleaner.stats.values())
-        filled = sum(s.holes_filled for s in cleaner.stats.values())
-        click.echo(f"wrote {output}: {rows} rows in {time.perf_counter() - started:.1f} s; "
-                   f"{removed} component(s) removed, {filled} hole(s) filled", err=True)
+    summary = clean_csv(submission, output, cleanup, execution=execution)
+    _finish(summary, f"wrote {output}: {summary.rows} rows in {summary.seconds:.1f} s", cleanup, report, quiet,
+            (submission,))
 
 
 @cli.command()
@@ -219,56 +243,64 @@ def clean(submission, output, quiet, report, **options) -> None:
               help="Folder for the probability stores (one subfolder per model, or 'ensemble').")
 @click.option("--arch", help="smp architecture for bare state dicts, e.g. UnetPlusPlus.")
 @click.option("--encoder", help="smp encoder for bare state dicts, e.g. efficientnet-b0.")
-@click.option("--in-channels", type=int, default=3, show_default=True)
-@click.option("--classes", "n_classes", type=int, default=29, show_default=True)
+@click.option("--in-channels", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Input channels of bare state dicts (the gray image is repeated).")
+@click.option("--classes", "n_classes", type=click.IntRange(min=1), default=29, show_default=True,
+              help="Output channels of bare state dicts.")
 @click.option("--format", "checkpoint_format", help="Force a checkpoint format (default: detected).")
 @click.option("--allow-pickle", is_flag=True, help="Allow loading pickled code (only for files you trust).")
 @click.option("--channels", help="Select output channels START:STOP when a model gives more than 29.")
-@click.option("--size", type=int, help="Resize images to N x N (multiple of 32) for the model.")
-@click.option("--window", type=int, help="Sliding window of N x N pixels instead of a single pass.")
-@click.option("--overlap", type=float, default=0.5, show_default=True)
-@click.option("--blend", type=click.Choice(["gaussian", "mean"]), default="gaussian", show_default=True)
-@click.option("--tta", default="none", show_default=True, help="e.g. hflip,vflip,multiply=0.9:1.1,scale=0.75:1.25")
-@click.option("--merge", type=click.Choice(["mean", "max", "gmean"]), default="mean", show_default=True)
+@click.option("--size", type=click.IntRange(min=32), help="Resize images to N x N (multiple of 32) for the model.")
+@click.option("--window", type=click.IntRange(min=1), help="Sliding window of N x N pixels instead of a single pass.")
+@click.option("--overlap", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True,
+              help="Overlap of sliding windows, as a fraction of the window.")
+@click.option("--blend", type=click.Choice(["gaussian", "mean"]), default="gaussian", show_default=True,
+              help="How overlapping windows are blended.")
+@click.option("--tta", default="none", show_default=True,
+              help="Test-time augmentation, e.g. hflip,vflip,multiply=0.9:1.1,scale=0.75:1.25.")
+@click.option("--merge", type=click.Choice(["mean", "max", "gmean"]), default="mean", show_default=True,
+              help="How TTA passes are merged (on logits).")
 @click.option("--normalize", default="none", show_default=True, help="imagenet, none or MEAN,STD.")
 @click.option("--ensemble", type=click.Choice(["mean"]), help="Average all checkpoints into one store.")
 @click.option("--weights", help="Ensemble weights, one per checkpoint, e.g. 2,1.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write a submission CSV.")
-@click.option("--threshold", type=float, default=0.5, show_default=True)
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Foreground where the probability exceeds this (for --csv).")
 @click.option("--thresholds", type=existing_file, help="Per-class thresholds: CSV class,threshold.")
-@click.option("--precision", type=click.Choice(["uint8", "fp16"]), default="uint8", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--precision", type=click.Choice(["uint8", "fp16"]), default="uint8", show_default=True,
+              help="Stored probabilities: uint8 steps of 1/255 or float16.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the models run.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Windows per forward pass with --window.")
 @click.option("--resume", is_flag=True, help="Skip images whose stores exist and are valid.")
-@click.option("--keep-going", is_flag=True, help="Report failing images and go on.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@execution_options
 @clean_options(classes_flag="--clean-classes")
 def predict(checkpoints, images, output, arch, encoder, in_channels, n_classes, checkpoint_format, allow_pickle,
             channels, size, window, overlap, blend, tta, merge, normalize, ensemble, weights, csv_path, threshold,
-            thresholds, precision, device, batch_size, resume, keep_going, quiet, report, **clean) -> None:
+            thresholds, precision, device, batch_size, resume, quiet, workers, scheduler, keep_going, report,
+            **clean) -> None:
     """Predict per-class probabilities of every PNG in --images with each --ckpt."""
     from pathlib import Path
 
-    from hbens.predictors import ModelSpec, PredictOptions, Predictor, load_model, predict_folder
-    from hbens.predictors.model import InferenceModel, parse_channels, resolve_device
+    from hbens.predictors import ModelSource, ModelSpec, PredictOptions, describe_predict, predict_folder
+    from hbens.predictors.model import resolve_device
 
-    options = PredictOptions(size, window, overlap, blend, tta, merge, normalize, batch_size,
-                             "float16" if precision == "fp16" else "uint8")
+    options = PredictOptions(size=size, window=window, overlap=overlap, blend=blend, tta=tta, merge=merge,
+                             normalize=normalize, batch_size=batch_size,
+                             precision="float16" if precision == "fp16" else "uint8")
+    cleanup = _cleanup(**clean)
+    execution = _execution(workers, scheduler, keep_going, quiet, default_workers=1)
+    per_class = _class_thresholds(threshold, thresholds)
+    _refuse_inputs((csv_path, report), (*checkpoints, images))
     spec = ModelSpec(arch, encoder, in_channels, n_classes)
-    device = resolve_device(device)
-    predictors = {}
-    for path in checkpoints:
-        loaded = load_model(path, spec, allow_pickle, checkpoint_format)
-        if loaded.name in predictors:
-            raise click.UsageError(f"two checkpoints are named {loaded.name}; rename one")
-        predictors[loaded.name] = Predictor(InferenceModel(loaded, device, parse_channels(channels)), options)
-    cleaner = _row_cleaner(**clean)
-    Path(output).mkdir(parents=True, exist_ok=True)
-    summary = predict_folder(predictors, images, output, options, ensemble, _weights(weights), csv_path,
-                             _class_thresholds(threshold, thresholds), resume, keep_going, cleaner, progress=not quiet)
-    _report(summary, cleaner, report, quiet)
-    if summary.failed:
-        sys.exit(1)
+    sources = [ModelSource(checkpoint=str(Path(path).resolve()), spec=spec, allow_pickle=allow_pickle,
+                           format=checkpoint_format, device=resolve_device(device), channels=channels)
+               for path in checkpoints]
+    summary = predict_folder(sources, images, output, options, ensemble=ensemble, weights=_weights(weights),
+                             csv=csv_path, thresholds=per_class, resume=resume, cleanup=cleanup, execution=execution)
+    _finish(summary, describe_predict(summary), cleanup, report, quiet)
 
 
 @cli.command()
@@ -277,27 +309,38 @@ def predict(checkpoints, images, output, arch, encoder, in_channels, n_classes, 
               help="Folder of the PNGs the probabilities came from (searched recursively).")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for refined stores.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write a submission CSV.")
-@click.option("--threshold", type=float, default=0.5, show_default=True)
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Foreground where the refined probability exceeds this.")
 @click.option("--thresholds", type=existing_file, help="Per-class thresholds: CSV class,threshold.")
-@click.option("--iterations", type=int, default=5, show_default=True, help="Mean-field iterations.")
-@click.option("--gaussian-sxy", type=float, default=3.0, show_default=True)
-@click.option("--gaussian-compat", type=float, default=3.0, show_default=True)
-@click.option("--bilateral-sxy", type=float, default=50.0, show_default=True)
-@click.option("--bilateral-srgb", type=float, default=13.0, show_default=True)
-@click.option("--bilateral-compat", type=float, default=10.0, show_default=True)
-@click.option("--margin", type=int, default=16, show_default=True, help="Pixels added around each class crop.")
+@click.option("--iterations", type=click.IntRange(min=1), default=5, show_default=True, help="Mean-field iterations.")
+@click.option("--gaussian-sxy", type=float, default=3.0, show_default=True, help="Smoothness kernel width (pixels).")
+@click.option("--gaussian-compat", type=float, default=3.0, show_default=True, help="Smoothness kernel weight.")
+@click.option("--bilateral-sxy", type=float, default=50.0, show_default=True, help="Appearance kernel width (pixels).")
+@click.option("--bilateral-srgb", type=float, default=13.0, show_default=True,
+              help="Appearance kernel intensity width (gray levels).")
+@click.option("--bilateral-compat", type=float, default=10.0, show_default=True, help="Appearance kernel weight.")
+@click.option("--margin", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Pixels added around each class crop.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@execution_options
 @clean_options
-def crf(stores, images, output, csv_path, threshold, thresholds, quiet, report, iterations, gaussian_sxy,
-        gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat, margin, **clean) -> None:
+def crf(stores, images, output, csv_path, threshold, thresholds, quiet, workers, scheduler, keep_going, report,
+        iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat, margin,
+        **clean) -> None:
     """Refine the probability STORES (a folder written by hbens predict) with a dense CRF."""
     from hbens.postproc.crf import CRFParams, crf_folder
 
-    params = CRFParams(iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat, margin)
-    cleaner = _row_cleaner(**clean)
-    summary = crf_folder(stores, images, output, params, csv_path, _class_thresholds(threshold, thresholds),
-                         cleaner, progress=not quiet)
-    _report(summary, cleaner, report, quiet)
+    params = CRFParams(iterations=iterations, gaussian_sxy=gaussian_sxy, gaussian_compat=gaussian_compat,
+                       bilateral_sxy=bilateral_sxy, bilateral_srgb=bilateral_srgb,
+                       bilateral_compat=bilateral_compat, margin=margin)
+    cleanup = _cleanup(**clean)
+    execution = _execution(workers, scheduler, keep_going, quiet)
+    per_class = _class_thresholds(threshold, thresholds)
+    _refuse_inputs((csv_path, report), (stores, images))
+    summary = crf_folder(stores, images, output, params, csv=csv_path, thresholds=per_class, cleanup=cleanup,
+                         execution=execution)
+    _finish(summary, f"refined {summary.images} image(s) in {summary.seconds:.1f} s into {output}", cleanup, report,
+            quiet)
 
 
 @cli.command()
@@ -322,7 +365,7 @@ def show(submission, image_name, images, output, scale) -> None:
     if images:
         import numpy as np
 
-        from hbens.predictors.images import find_images, read_gray
+        from hbens.images import find_images, read_gray
 
         found = {path.name: path for path in find_images(images)}
         if image_name not in found:

@@ -8,7 +8,8 @@ import numpy as np
 
 from hbens.classes import CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
-from hbens.rle import runs_to_box, runs_bounds, string_to_runs
+from hbens.rle import string_to_runs
+from hbens.runs import runs_bounds, runs_to_box
 
 
 def class_colors() -> np.ndarray:
@@ -27,11 +28,11 @@ def overlay(rles: dict[str, str], image: np.ndarray | None = None, shape: tuple[
     colors = class_colors().astype(np.float32)
     for index, name in enumerate(CLASSES):
         runs = string_to_runs(rles.get(name, ""), shape)
-        box = runs_bounds(*runs, shape)
+        box = runs_bounds(runs, shape)
         if box is None:
             continue
         top, left, bottom, right = box
-        mask = runs_to_box(*runs, box, shape).astype(bool)
+        mask = runs_to_box(runs, box, shape).astype(bool)
         region = base[top:bottom, left:right]
         region[mask] = (1 - alpha) * region[mask] + alpha * colors[index]
     return base.clip(0, 255).astype(np.uint8)

@@ -287,7 +287,8 @@ def is_valid_store(path: PathLike) -> bool:
 
 def crops_to_rles(crops: Sequence[ClassCrop], shape: tuple[int, int], thresholds: Sequence[float]) -> list[str]:
     """Submission RLE of each class's crop: probability > threshold (stored or float values)."""
-    from hbens.rle import box_to_runs, runs_to_string
+    from hbens.rle import runs_to_string
+    from hbens.runs import box_to_runs
 
     rles = []
     for crop, threshold in zip(crops, thresholds):

@@ -32,9 +32,6 @@ __all__ = [
     "runs_to_string",
     "string_to_runs",
     "is_empty",
-    "box_to_runs",
-    "runs_to_box",
-    "runs_bounds",
 ]
 
 _ONES = np.uint64(0x0101010101010101)
@@ -223,12 +220,14 @@ def _is_space(byte):
 def _read_runs(text, size, flat, starts, lengths):
     """Parse ASCII ``start length ...`` and check each run against ``size`` pixels.
 
-    When ``flat`` is not empty, every pixel of it is written in one pass (0 between runs, 1 in
-    them), so it may come uninitialised: zeroing it first and then setting the runs costs a
-    second pass over the cache.  Otherwise the runs are stored 0-based in ``starts`` and
-    ``lengths`` (room for ``len(text) // 4 + 1`` runs).  Returns ``(error_code, value)``: the
-    number of runs when valid, else the index of the bad token.  The tokenizer is written out
-    in this one loop: numba's calls to tuple-returning helpers made decoding twice as slow.
+    When ``flat`` is not empty, each run is set to 1 in it as soon as it is checked and nothing
+    else is written, so ``flat`` must come zeroed: a fresh ``np.zeros`` array is untouched zero
+    pages, and writing only the runs faults in only the pages that they cover (about a tenth of
+    a bone mask's), where writing every pixel would fault in all of them.  Otherwise the runs are
+    stored 0-based in ``starts`` and ``lengths`` (room for ``len(text) // 4 + 1`` runs).  Returns
+    ``(error_code, value)``: the number of runs when valid, else the index of the bad token.  The
+    tokenizer is written out in this one loop: numba's calls to tuple-returning helpers made
+    decoding twice as slow.
     """
     fill = flat.size > 0
     n = len(text)
@@ -244,8 +243,6 @@ def _read_runs(text, size, flat, starts, lengths):
             if i == n:
                 if field == 1:
                     return _ODD, 2 * count
-                if fill:
-                    flat[previous_end:] = 0
                 return _OK, count
             first = i
             value = 0
@@ -269,7 +266,6 @@ def _read_runs(text, size, flat, starts, lengths):
         if start + length > size:
             return _PAST_END, 2 * count
         if fill:
-            flat[previous_end:start] = 0
             flat[start : start + length] = 1
         else:
             starts[count] = start
@@ -294,7 +290,7 @@ def parse_runs_ascii(text, size):
 
 @njit(cache=True, nogil=True)
 def _decode_into(text, flat):
-    """Parse ASCII runs and write the whole non-empty ``flat``; return (error_code, token)."""
+    """Parse ASCII runs and set them in the zeroed, non-empty ``flat``; return (error_code, token)."""
     no_runs = np.empty(0, np.int64)
     code, value = _read_runs(text, flat.size, flat, no_runs, no_runs)
     return code, value if code != _OK else -1
@@ -395,9 +391,15 @@ def encode(mask: np.ndarray, parallel: bool = True) -> str:
 
 
 def decode(rle: object, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
-    """Decode an RLE string (empty, None or NaN = empty mask) into a uint8 0/1 mask."""
+    """Decode an RLE string (empty, None or NaN = empty mask) into a uint8 0/1 mask.
+
+    The mask is allocated zeroed and only its runs are written.  A caller that keeps its masks
+    gets fresh zero pages from the system and faults in only those the runs cover; one that
+    drops each mask gets recycled memory, which calloc zeroes in a single pass, as fast as
+    writing every pixel would be.
+    """
     text = _ascii(rle)
-    flat = np.empty(shape[0] * shape[1], np.uint8)
+    flat = np.zeros(shape[0] * shape[1], np.uint8)
     code, token = _decode_into(text, flat)
     if code != _OK:
         raise RLEError(_describe(code, token, text, flat.size))
@@ -416,8 +418,12 @@ def encode_many(masks: Iterable[np.ndarray]) -> list[str]:
 def decode_many(
     rles: Sequence[object], shape: tuple[int, int] = IMAGE_SHAPE, workers: int | None = None
 ) -> np.ndarray:
-    """Decode many RLE strings into one ``(len(rles), *shape)`` uint8 array, in parallel."""
-    out = np.empty((len(rles), *shape), np.uint8)
+    """Decode many RLE strings into one ``(len(rles), *shape)`` uint8 array, in parallel.
+
+    The array is allocated zeroed (untouched zero pages) and only the runs are written, as in
+    :func:`decode`.
+    """
+    out = np.zeros((len(rles), *shape), np.uint8)
 
     def fill(index: int) -> None:
         text = _ascii(rles[index])
@@ -428,99 +434,3 @@ def decode_many(
     with ThreadPoolExecutor(_workers(workers)) as pool:
         list(pool.map(fill, range(len(rles))))
     return out
-
-
-@njit(cache=True, nogil=True)
-def _row_segments(starts, lengths, width):
-    """Cut runs at row ends into ``(row, first column, end column)`` segments, in row-major order."""
-    total = 0
-    for k in range(starts.size):
-        total += (starts[k] + lengths[k] - 1) // width - starts[k] // width + 1
-    rows = np.empty(total, np.int64)
-    begins = np.empty(total, np.int64)
-    ends = np.empty(total, np.int64)
-    n = 0
-    for k in range(starts.size):
-        position = starts[k]
-        end = position + lengths[k]
-        while position < end:
-            row = position // width
-            column = position - row * width
-            piece = min(end - position, width - column)
-            rows[n] = row
-            begins[n] = column
-            ends[n] = column + piece
-            n += 1
-            position += piece
-    return rows, begins, ends
-
-
-@njit(cache=True, nogil=True)
-def _segments_to_runs(rows, begins, ends, width):
-    """Runs of row-major sorted segments, joining segments that touch (also across a row end)."""
-    starts = np.empty(rows.size, np.int64)
-    lengths = np.empty(rows.size, np.int64)
-    count = 0
-    for i in range(rows.size):
-        start = rows[i] * width + begins[i]
-        if count > 0 and starts[count - 1] + lengths[count - 1] == start:
-            lengths[count - 1] += ends[i] - begins[i]
-        else:
-            starts[count] = start
-            lengths[count] = ends[i] - begins[i]
-            count += 1
-    return starts[:count].copy(), lengths[:count].copy()
-
-
-Segments = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-def runs_to_segments(starts: np.ndarray, lengths: np.ndarray, width: int) -> Segments:
-    """Row segments ``(rows, begins, ends)`` (ends exclusive) of runs in a frame ``width`` pixels wide."""
-    return _row_segments(np.asarray(starts, np.int64), np.asarray(lengths, np.int64), width)
-
-
-def segments_to_runs(rows: np.ndarray, begins: np.ndarray, ends: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Runs of row-major sorted segments in a frame ``width`` pixels wide."""
-    return _segments_to_runs(rows, begins, ends, width)
-
-
-def box_to_runs(box: np.ndarray, top: int, left: int, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[np.ndarray, np.ndarray]:
-    """Runs, in the frame of ``shape``, of a mask crop whose top-left pixel is at ``(top, left)``."""
-    rows, begins, ends = runs_to_segments(*mask_to_runs(box, parallel=False), box.shape[1])
-    return _segments_to_runs(rows + top, begins + left, ends + left, shape[1])
-
-
-def runs_bounds(starts: np.ndarray, lengths: np.ndarray, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[int, int, int, int] | None:
-    """Bounding box ``(top, left, bottom, right)`` (exclusive ends) of runs, or None when empty."""
-    if starts.size == 0:
-        return None
-    width = shape[1]
-    ends = starts + lengths - 1
-    top, bottom = int(starts[0] // width), int(ends[-1] // width) + 1
-    crosses = (starts // width) != (ends // width)
-    if crosses.any():
-        return top, 0, bottom, width
-    return top, int((starts % width).min()), bottom, int((ends % width).max()) + 1
-
-
-def runs_to_box(
-    starts: np.ndarray, lengths: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int] = IMAGE_SHAPE
-) -> np.ndarray:
-    """The uint8 crop ``box = (top, left, bottom, right)`` of the mask that the runs describe."""
-    top, left, bottom, right = box
-    crop = np.zeros((bottom - top, right - left), np.uint8)
-    _fill_segments(crop, *runs_to_segments(starts, lengths, shape[1]), top, left)
-    return crop
-
-
-@njit(cache=True, nogil=True)
-def _fill_segments(crop, rows, begins, ends, top, left):
-    height, width = crop.shape
-    for i in range(rows.size):
-        r = rows[i] - top
-        if 0 <= r < height:
-            c0 = max(begins[i] - left, 0)
-            c1 = min(ends[i] - left, width)
-            if c0 < c1:
-                crop[r, c0:c1] = 1

@@ -1,6 +1,8 @@
 """Synthetic hands: bone-like polygons, their annotation JSONs and noisy model submissions.
 
 Used by the tests, the benchmarks and ``make demo``; nothing here reads real data.
+:func:`write_dataset` writes a competition-like data set of the hand phantoms of
+:mod:`hbens.phantoms`.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from hbens.classes import CLASSES, IMAGE_SHAPE
-from hbens.rle import box_to_runs, runs_to_string
+from hbens.errors import HbensError
+from hbens.phantoms import hand_phantom, render_hand
+from hbens.rle import runs_to_string
+from hbens.runs import Runs, box_to_runs
 
-Runs = tuple[np.ndarray, np.ndarray]
 
 
 def ellipse_points(center: tuple[float, float], axes: tuple[float, float], angle: float, n: int = 48) -> np.ndarray:
@@ -147,3 +151,71 @@ def write_example(
         write_submission(path, rows[model])
         csvs.append(path)
     return gt, csvs
+
+
+def check_dataset_arguments(ids_train: int, ids_test: int, seed: int, size: int) -> None:
+    """Raise HbensError, in one line, unless the counts, seed and size make a data set."""
+    for name, value, low in (("ids_train", ids_train, 0), ("ids_test", ids_test, 0), ("seed", seed, 0),
+                             ("size", size, 256)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise HbensError(f"{name} must be a whole number >= {low}, got {value!r}")
+    if ids_train + ids_test == 0:
+        raise HbensError("ids_train and ids_test are both 0; ask for at least one ID")
+
+
+def write_phantom(split: Path, number: int, hand: int, *, seed: int, size: int) -> Path:
+    """Write one hand phantom as ``DCM/IDxxx/NAME.png`` and ``outputs_json/IDxxx/NAME.json`` under ``split``.
+
+    Its random draws come from ``(seed, number, hand)`` alone, so an image does not change
+    when other images are added.  Hand 0 of an ID is a right hand, hand 1 a left hand.
+    """
+    import cv2
+
+    rng = np.random.default_rng([seed, number, hand])
+    stem = f"image{1661320000000 + 60000 * number + 30000 * hand + int(rng.integers(20000))}"
+    polygons = hand_phantom(rng, shape=(size, size), side=("right", "left")[hand])
+    image = render_hand(polygons, rng, shape=(size, size))
+    patient = f"ID{number:03d}"
+    write_annotation(split / "outputs_json" / patient / f"{stem}.json", polygons)
+    png = split / "DCM" / patient / f"{stem}.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(png), image):
+        raise HbensError(f"{png}: cannot write the PNG")
+    return png
+
+
+def write_dataset(folder: Path | str, *, ids_train: int, ids_test: int, seed: int,
+                  size: int = IMAGE_SHAPE[0]) -> dict[str, list[Path]]:
+    """Write hand phantoms laid out like the competition's data, to train and test models on.
+
+    Parameters
+    ----------
+    folder : path
+        Where ``train/`` and ``test/`` go, created if needed; nothing is written elsewhere.
+    ids_train, ids_test : int, keyword-only
+        Number of IDs (people) in each split; each ID gets a right and a left hand.  IDs are
+        numbered from ID001 on, train first.
+    seed : int, keyword-only
+        Makes the data set reproducible: the same arguments write the same files.
+    size : int, keyword-only
+        Height and width of the images (2048 on the competition; at least 256).
+
+    Returns
+    -------
+    dict
+        ``{"train": [...], "test": [...]}``: the PNG paths written.  Each image
+        ``SPLIT/DCM/IDxxx/NAME.png`` has its annotation in ``SPLIT/outputs_json/IDxxx/NAME.json``;
+        test gets annotations too, so that predictions on it can be scored.
+    """
+    check_dataset_arguments(ids_train, ids_test, seed, size)
+    folder = Path(folder)
+    written: dict[str, list[Path]] = {"train": [], "test": []}
+    numbers = {"train": range(1, ids_train + 1), "test": range(ids_train + 1, ids_train + ids_test + 1)}
+    try:
+        for split, ids in numbers.items():
+            for number in ids:
+                for hand in (0, 1):
+                    written[split].append(write_phantom(folder / split, number, hand, seed=seed, size=size))
+    except OSError as error:
+        raise HbensError(f"{error.filename or folder}: cannot write ({error.strerror})") from None
+    return written

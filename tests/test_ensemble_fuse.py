@@ -21,7 +21,7 @@ def test_majority_fusion_equals_mask_oracle(tmp_path, example):
     _, csvs = example
     out = tmp_path / "fused.csv"
     summary = fuse_csvs(csvs, out)
-    assert summary.rows == 58 and len(summary.changed) == 3
+    assert summary.rows == 58 and len(summary.stats.changed) == 3
     assert read_submission(out) == oracle(csvs, [1, 1, 1], 1.5)
 
 
@@ -157,8 +157,8 @@ def test_changed_rows_ignore_whitespace_only_differences(tmp_path):
     plain = tmp_path / "plain.csv"
     write_submission(plain, rows)
     summary = fuse_csvs([plain, spaced], tmp_path / "o.csv", classwise_rules(2), missing="empty")
-    assert summary.changed == [0, 0]
+    assert summary.stats.changed == (0, 0)
     other = tmp_path / "other.csv"
     write_submission(other, {k: "1 3" for k in rows})
     summary = fuse_csvs([plain, other], tmp_path / "o2.csv", classwise_rules(2), missing="empty")
-    assert summary.changed == [0, 2]
+    assert summary.stats.changed == (0, 2)

@@ -10,7 +10,7 @@ from hbens.cli import cli
 from hbens.errors import HbensError
 from hbens.postproc import (
     CleanConfig,
-    RowCleaner,
+    active_cleanup,
     clean_configs,
     clean_csv,
     clean_masks,
@@ -135,13 +135,14 @@ def test_configs_from_options_and_file(tmp_path):
 def test_clean_csv_equals_mask_oracle_per_row(tmp_path, example):
     _, csvs = example
     out = tmp_path / "clean.csv"
-    cleaner = RowCleaner(clean_configs(CleanConfig(min_area=30, keep=1, fill_holes=True)))
-    assert clean_csv(str(csvs[2]), str(out), cleaner) == 58
+    cleanup = active_cleanup(clean_configs(CleanConfig(min_area=30, keep=1, fill_holes=True)))
+    summary = clean_csv(str(csvs[2]), str(out), cleanup)
+    assert summary.rows == 58
     before, after = read_submission(csvs[2]), read_submission(out)
     for key, text in before.items():
         expected = clean_reference(rle.decode(text), min_area=30, keep=1, fill=True)
         assert after[key] == rle.encode(expected), key
-    assert sum(s.components_removed for s in cleaner.stats.values()) > 0
+    assert summary.stats.total.components_removed > 0
 
 
 def test_cli_clean_and_fuse_with_clean_options(tmp_path, example):

@@ -13,7 +13,15 @@ from click.testing import CliRunner  # noqa: E402
 
 from hbens.cli import cli  # noqa: E402
 from hbens.errors import HbensError  # noqa: E402
-from hbens.predictors import ModelSpec, PredictOptions, Predictor, detect_format, load_model, predict_folder  # noqa: E402
+from hbens.predictors import (  # noqa: E402
+    ModelSource,
+    ModelSpec,
+    PredictOptions,
+    Predictor,
+    detect_format,
+    load_model,
+    predict_folder,
+)
 from hbens.predictors.model import InferenceModel, output_logits  # noqa: E402
 from hbens.probabilities import ProbabilityStore, load_probabilities  # noqa: E402
 from hbens.submission import read_submission  # noqa: E402
@@ -187,9 +195,9 @@ def test_one_window_equals_a_plain_pass(checkpoints, images):
 
 
 def test_store_round_trips_within_one_step(tmp_path, checkpoints, images, model):
-    predictor = Predictor(InferenceModel(load_model(checkpoints["smp"])), PredictOptions(size=32))
-    summary = predict_folder({"m": predictor}, images, tmp_path, PredictOptions(size=32))
-    assert summary.images == 3
+    summary = predict_folder([ModelSource(checkpoint=str(checkpoints["smp"]))], images, tmp_path,
+                             PredictOptions(size=32))
+    assert summary.images == 3 and summary.stats.predicted == 3
     for path in sorted(images.rglob("*.png")):
         image = gray(path)
         small = F.interpolate(torch.from_numpy(np.repeat(image[None, None], 3, 1)), size=(32, 32), mode="bilinear",
@@ -197,23 +205,21 @@ def test_store_round_trips_within_one_step(tmp_path, checkpoints, images, model)
         with torch.no_grad():
             logits = model(small)
         expected = torch.sigmoid(F.interpolate(logits, size=image.shape, mode="bilinear", align_corners=False))[0]
-        store = ProbabilityStore(tmp_path / "m" / f"{path.stem}.npz")
-        assert store.meta["shape"] == [SIZE, SIZE] and store.meta["model"] == "m"
+        store = ProbabilityStore(tmp_path / "pretrained" / f"{path.stem}.npz")
+        assert store.meta["shape"] == [SIZE, SIZE] and store.meta["model"] == "pretrained"
         assert np.abs(store.to_array() - expected.numpy()).max() <= 1 / 255 + 1e-5
         assert np.array_equal(store.class_map(5), store.to_array()[5])
 
 
 def test_ensemble_mean_of_two_models(tmp_path, checkpoints, images):
-    options = PredictOptions()
-    a = Predictor(InferenceModel(load_model(checkpoints["smp"])), options)
-    b = Predictor(InferenceModel(load_model(checkpoints["raw"])), PredictOptions(tta="vflip"))
-    predict_folder({"a": a}, images, tmp_path / "single", options)
-    predict_folder({"b": b}, images, tmp_path / "single", options)
-    predict_folder({"a": a, "b": b}, images, tmp_path / "both", options, ensemble="mean", weights=[3, 1])
+    options = PredictOptions(tta="vflip")
+    a, b = ModelSource(checkpoint=str(checkpoints["smp"])), ModelSource(checkpoint=str(checkpoints["nested"]))
+    predict_folder([a, b], images, tmp_path / "single", options)
+    predict_folder([a, b], images, tmp_path / "both", options, ensemble="mean", weights=[3, 1])
     for path in images.rglob("*.png"):
         name = f"{path.stem}.npz"
-        expected = (3 * load_probabilities(tmp_path / "single" / "a" / name)
-                    + load_probabilities(tmp_path / "single" / "b" / name)) / 4
+        expected = (3 * load_probabilities(tmp_path / "single" / "pretrained" / name)
+                    + load_probabilities(tmp_path / "single" / "nested" / name)) / 4
         assert np.abs(load_probabilities(tmp_path / "both" / "ensemble" / name) - expected).max() <= 1.5 / 255
 
 
@@ -252,4 +258,4 @@ def test_cli_bad_inputs(tmp_path, checkpoints, images):
     assert result.exit_code == 1 and "bad.png: unreadable image" in result.output
     result = runner.invoke(cli, ["predict", "--images", str(broken), "-o", str(tmp_path / "p"), "--keep-going",
                                  "--ckpt", str(checkpoints["smp"])])
-    assert result.exit_code == 1 and "1 failed" in result.output
+    assert result.exit_code == 1 and "1 image(s) failed" in result.output

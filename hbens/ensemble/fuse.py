@@ -1,48 +1,37 @@
 """Fuse submission CSVs row by row: every (image, class) gets a vote over the inputs' run lists.
 
-Inputs are aligned by ``(image_name, class)``, streamed one image at a time (peak memory does
-not grow with the number of images) and the classes of an image are fused on parallel threads.
-No 2048x2048 array is built.
+Inputs are aligned by ``(image_name, class)`` and streamed one image at a time (peak memory does
+not grow with the number of images); each image is a task of :mod:`hbens.pipeline`, which carries
+only its RLE strings to the worker.  No 2048x2048 array is built.
 """
 
 from __future__ import annotations
 
-import time
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
-
-import numpy as np
+from typing import Iterator, Sequence
 
 from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
 from hbens.ensemble.vote import VoteRule, vote_strings
 from hbens.errors import HbensError
 from hbens.outputs import PathLike
+from hbens.pipeline import Execution, ImageOutput, RunSummary, run_images
+from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
 from hbens.settings import read_settings
-from hbens.submission import SubmissionIndex, SubmissionWriter, scan_submission
-
-Runs = tuple[np.ndarray, np.ndarray]
-RowFilter = Callable[[str, str], str]
-"""A post-processing step applied to each fused row: ``(class_name, rle) -> rle``."""
+from hbens.submission import SubmissionIndex, scan_submission
 
 
-@dataclass
-class FuseSummary:
-    """What a fusion did: rows written, inputs, seconds, and rows that differ from each input."""
+@dataclass(frozen=True)
+class FuseStats:
+    """Rows that differ from each input, and what the cleanup changed (adds up over images)."""
 
-    output: str
-    inputs: list[str]
-    rows: int = 0
-    seconds: float = 0.0
-    changed: list[int] = field(default_factory=list)
+    changed: tuple[int, ...] = ()
+    clean: CleanTotals = field(default_factory=CleanTotals)
 
-    def __str__(self) -> str:
-        changed = ", ".join(f"{Path(p).name}: {c}" for p, c in zip(self.inputs, self.changed))
-        return (
-            f"wrote {self.output}: {self.rows} rows from {len(self.inputs)} inputs in {self.seconds:.1f} s; "
-            f"rows changed vs each input: {changed}"
-        )
+    def __add__(self, other: FuseStats) -> FuseStats:
+        changed = tuple(a + b for a, b in zip(self.changed, other.changed)) if self.changed else other.changed
+        return FuseStats(changed, self.clean + other.clean)
 
 
 def hard_rules(
@@ -161,23 +150,45 @@ def _same_rle(canonical: str, other: str) -> bool:
     return not plain and canonical.split() == other.split()
 
 
+@dataclass(frozen=True, kw_only=True)
+class FuseItem:
+    """One image of a CSV fuse: each input's RLE per class and the settings (plain data, picklable)."""
+
+    image: str
+    rles: list[dict[str, str]]
+    rules: dict[str, VoteRule]
+    cleanup: Cleanup | None = None
+    shape: tuple[int, int] = IMAGE_SHAPE
+
+
+def fuse_image(item: FuseItem) -> ImageOutput:
+    """The per-image task of a CSV fuse: the voted (and cleaned) rows and the rows changed per input."""
+    size = item.shape[0] * item.shape[1]
+    rows = []
+    for name in CLASSES:
+        rule = item.rules[name]
+        rows.append((name, vote_strings([item.rles[i].get(name, "") for i in rule.inputs], rule, size)))
+    rows, clean = clean_rows(rows, item.cleanup, item.shape)
+    changed = tuple(
+        sum(not _same_rle(fused, own.get(name, "")) for name, fused in rows) for own in item.rles
+    )
+    return ImageOutput(item.image, rows, FuseStats(changed, clean))
+
+
 def fuse_csvs(
     paths: Sequence[PathLike],
     output: PathLike,
     rules: dict[str, VoteRule] | None = None,
+    *,
     missing: str = "error",
-    post: RowFilter | None = None,
-    progress: bool = False,
+    cleanup: Cleanup | None = None,
+    execution: Execution | None = None,
     shape: tuple[int, int] = IMAGE_SHAPE,
-    workers: int | None = None,
-) -> FuseSummary:
+) -> RunSummary:
     """Fuse submission CSVs into ``output`` with one :class:`VoteRule` per class (default: majority).
 
-    ``post`` post-processes each fused row (for example connected-component cleaning).
+    ``cleanup`` cleans each fused row.  The summary's ``stats`` is a :class:`FuseStats`.
     """
-    from tqdm import tqdm
-
-    started = time.perf_counter()
     if missing not in ("error", "empty"):
         raise HbensError(f"missing must be 'error' or 'empty', got {missing!r}")
     rules = rules or hard_rules(len(paths))
@@ -186,31 +197,23 @@ def fuse_csvs(
             raise HbensError(f"the rule for {name} uses input {max(rule.inputs)} but there are {len(paths)} inputs")
     indexes = [scan_submission(path, shape) for path in paths]
     images = _aligned_images(indexes, rules, missing)
-    summary = FuseSummary(str(output), [str(p) for p in paths], changed=[0] * len(paths))
-    size = shape[0] * shape[1]
-    handles = [index.open() for index in indexes]
+    with ExitStack() as stack:
+        handles = [stack.enter_context(index.open()) for index in indexes]
 
-    def read(i: int, key: tuple[str, str]) -> str:
-        return indexes[i].read_rle(key, handles[i]) if key in indexes[i].rows else ""
+        def items() -> Iterator[FuseItem]:
+            for image in images:
+                rles = [{name: index.read_rle((image, name), handle) for name in CLASSES if (image, name) in index.rows}
+                        for index, handle in zip(indexes, handles)]
+                yield FuseItem(image=image, rles=rles, rules=rules, cleanup=cleanup, shape=shape)
 
-    def fuse_row(args: tuple[str, list[str]]) -> str:
-        name, texts = args
-        fused = vote_strings(texts, rules[name], size)
-        return post(name, fused) if post is not None else fused
-
-    try:
-        with ThreadPoolExecutor(workers) as pool, SubmissionWriter(output, paths) as writer:
-            for image in tqdm(images, desc="fuse", unit="image", disable=None if progress else True, leave=False):
-                originals = {name: [read(i, (image, name)) for i in range(len(paths))] for name in CLASSES}
-                jobs = [(name, [originals[name][i] for i in rules[name].inputs]) for name in CLASSES]
-                for name, fused in zip(CLASSES, pool.map(fuse_row, jobs)):
-                    writer.write(image, name, fused)
-                    for i, original in enumerate(originals[name]):
-                        if not _same_rle(fused, original):
-                            summary.changed[i] += 1
-            summary.rows = writer.rows_written
-    finally:
-        for handle in handles:
-            handle.close()
-    summary.seconds = time.perf_counter() - started
+        summary = run_images(fuse_image, items(), execution or Execution(), names=images, csv=output,
+                             inputs=paths, desc="fuse")
+    summary.stats = summary.stats or FuseStats(tuple(0 for _ in paths))
     return summary
+
+
+def describe_fuse(summary: RunSummary, output: PathLike, paths: Sequence[PathLike]) -> str:
+    """One line saying what a fuse wrote and how many rows differ from each input."""
+    changed = ", ".join(f"{Path(p).name}: {c}" for p, c in zip(paths, summary.stats.changed))
+    return (f"wrote {output}: {summary.rows} rows from {len(paths)} inputs in {summary.seconds:.1f} s; "
+            f"rows changed vs each input: {changed}")

@@ -15,8 +15,8 @@ from numba import njit
 
 from hbens.errors import HbensError
 from hbens.rle import format_runs_ascii, parse_runs_ascii, string_to_runs
+from hbens.runs import Runs
 
-Runs = tuple[np.ndarray, np.ndarray]
 
 
 @njit(cache=True, nogil=True)

@@ -7,21 +7,18 @@ Operations run on runs (see :mod:`hbens.postproc.components`), in this order: ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Sequence
 
 import numpy as np
 
 from hbens.classes import IMAGE_SHAPE
 from hbens.errors import HbensError
-from hbens.postproc.components import (
-    Runs,
-    hole_segments,
-    label_segments,
-    runs_to_segments,
-    segments_to_runs,
-)
+from hbens.outputs import PathLike
+from hbens.pipeline import Execution, ImageOutput, RunSummary
+from hbens.postproc.components import hole_segments, label_segments
 from hbens.rle import mask_to_runs, runs_to_mask
+from hbens.runs import Runs, runs_to_segments, segments_to_runs
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,7 @@ class CleanConfig:
             raise HbensError(f"{where}{error}") from None
 
 
-@dataclass
+@dataclass(frozen=True)
 class CleanStats:
     """Components and pixels removed, holes and pixels added."""
 
@@ -70,17 +67,43 @@ class CleanStats:
     holes_filled: int = 0
     pixels_added: int = 0
 
-    def add(self, other: CleanStats) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+    def __add__(self, other: CleanStats) -> CleanStats:
+        return CleanStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+Cleanup = dict[str, CleanConfig]
+"""The row post-processing of every command: the clean settings of each class to clean.
+
+A plain mapping, so that it travels to worker processes; classes absent are left as they are.
+"""
+
+
+@dataclass(frozen=True)
+class CleanTotals:
+    """Clean stats per class, summed over rows and images (``a + b``)."""
+
+    per_class: dict[str, CleanStats] = field(default_factory=dict)
+
+    def __add__(self, other: CleanTotals) -> CleanTotals:
+        names = list(self.per_class) + [n for n in other.per_class if n not in self.per_class]
+        return CleanTotals({n: self.per_class.get(n, CleanStats()) + other.per_class.get(n, CleanStats())
+                            for n in names})
+
+    @property
+    def total(self) -> CleanStats:
+        return sum(self.per_class.values(), CleanStats())
+
+    def __str__(self) -> str:
+        total = self.total
+        return f"{total.components_removed} component(s) removed, {total.holes_filled} hole(s) filled"
 
 
 def clean_runs(runs: Runs, config: CleanConfig, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[Runs, CleanStats]:
     """Apply ``config`` to a run-length mask; return the new runs and what changed."""
-    stats = CleanStats()
+    counts = {}
     segments = runs_to_segments(runs, shape)
     if segments[0].size == 0 or not config.active:
-        return segments_to_runs(segments, shape), stats
+        return segments_to_runs(segments, shape), CleanStats()
     if config.min_area > 0 or config.keep is not None:
         labels, areas = label_segments(segments, config.connectivity)
         kept = areas >= config.min_area
@@ -89,19 +112,19 @@ def clean_runs(runs: Runs, config: CleanConfig, shape: tuple[int, int] = IMAGE_S
             candidates = order[kept[order]]
             kept = np.zeros_like(kept)
             kept[candidates[: config.keep]] = True
-        stats.components_removed = int((~kept).sum())
-        stats.pixels_removed = int(areas[~kept].sum())
+        counts["components_removed"] = int((~kept).sum())
+        counts["pixels_removed"] = int(areas[~kept].sum())
         mask = kept[labels]
         segments = tuple(part[mask] for part in segments)
     if config.fill_holes and segments[0].size:
         holes = hole_segments(segments, shape, config.connectivity)
         if holes[0].size:
-            stats.holes_filled = int(label_segments(holes, 12 - config.connectivity)[1].size)
-            stats.pixels_added = int((holes[2] - holes[1]).sum())
+            counts["holes_filled"] = int(label_segments(holes, 12 - config.connectivity)[1].size)
+            counts["pixels_added"] = int((holes[2] - holes[1]).sum())
             merged = [np.concatenate([a, b]) for a, b in zip(segments, holes)]
             order = np.lexsort((merged[1], merged[0]))
             segments = tuple(part[order] for part in merged)
-    return segments_to_runs(segments, shape), stats
+    return segments_to_runs(segments, shape), CleanStats(**counts)
 
 
 def _clean_mask(mask: np.ndarray, config: CleanConfig) -> np.ndarray:
@@ -148,40 +171,62 @@ def clean_masks(masks: np.ndarray, configs: dict[int, CleanConfig]) -> np.ndarra
     return out
 
 
-class RowCleaner:
-    """Clean submission rows ``(class, rle) -> rle`` by per-class configs, totalling the stats per class.
+def active_cleanup(configs: dict[str, CleanConfig]) -> Cleanup:
+    """The classes of ``configs`` that ask for something (empty: nothing to clean)."""
+    return {name: config for name, config in configs.items() if config.active}
 
-    Safe to call from several threads (the kernels release the GIL; totals are locked).
-    """
 
-    def __init__(self, configs: dict[str, CleanConfig], shape: tuple[int, int] = IMAGE_SHAPE):
-        import threading
+def clean_rle(class_name: str, rle: str, cleanup: Cleanup, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[str, CleanStats | None]:
+    """Clean one submission row by its class's settings; ``(rle, None)`` when the class is not cleaned."""
+    config = cleanup.get(class_name)
+    if config is None:
+        return rle, None
+    from hbens.rle import runs_to_string, string_to_runs
 
-        self.configs = {name: config for name, config in configs.items() if config.active}
-        self.shape = shape
-        self.stats = {name: CleanStats() for name in self.configs}
-        self._lock = threading.Lock()
+    runs, stats = clean_runs(string_to_runs(rle, shape), config, shape)
+    return runs_to_string(*runs), stats
 
-    def __call__(self, class_name: str, rle: str) -> str:
-        config = self.configs.get(class_name)
-        if config is None:
-            return rle
-        from hbens.rle import runs_to_string, string_to_runs
 
-        runs, stats = clean_runs(string_to_runs(rle, self.shape), config, self.shape)
-        with self._lock:
-            self.stats[class_name].add(stats)
-        return runs_to_string(*runs)
+def clean_rows(
+    rows: Sequence[tuple[str, str]], cleanup: Cleanup | None, shape: tuple[int, int] = IMAGE_SHAPE
+) -> tuple[list[tuple[str, str]], CleanTotals]:
+    """Clean the ``(class, rle)`` rows of one image; return the rows and what changed per class."""
+    if not cleanup:
+        return list(rows), CleanTotals()
+    out, per_class = [], {}
+    for class_name, rle in rows:
+        cleaned, stats = clean_rle(class_name, rle, cleanup, shape)
+        out.append((class_name, cleaned))
+        if stats is not None:
+            per_class[class_name] = per_class.get(class_name, CleanStats()) + stats
+    return out, CleanTotals(per_class)
 
-    def write_report(self, path: str, inputs: Sequence[str] = ()) -> None:
-        """Write ``class,components_removed,pixels_removed,holes_filled,pixels_added`` per cleaned class."""
-        from hbens.outputs import atomic_open
 
-        names = [f.name for f in fields(CleanStats)]
-        with atomic_open(path, inputs) as handle:
-            handle.write("class," + ",".join(names) + "\n")
-            for name, stats in self.stats.items():
-                handle.write(name + "," + ",".join(str(getattr(stats, n)) for n in names) + "\n")
+def write_clean_report(path: PathLike, totals: CleanTotals, inputs: Sequence[PathLike] = ()) -> None:
+    """Write ``class,components_removed,pixels_removed,holes_filled,pixels_added`` per cleaned class."""
+    from hbens.outputs import atomic_open
+
+    names = [f.name for f in fields(CleanStats)]
+    with atomic_open(path, inputs) as handle:
+        handle.write("class," + ",".join(names) + "\n")
+        for name, stats in totals.per_class.items():
+            handle.write(name + "," + ",".join(str(getattr(stats, n)) for n in names) + "\n")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CleanItem:
+    """One image of ``hbens clean``: its rows and the settings (plain data, picklable)."""
+
+    image: str
+    rows: list[tuple[str, str]]
+    cleanup: Cleanup
+    shape: tuple[int, int] = IMAGE_SHAPE
+
+
+def clean_image(item: CleanItem) -> ImageOutput:
+    """The per-image task of ``hbens clean``: cleaned rows and per-class stats."""
+    rows, totals = clean_rows(item.rows, item.cleanup, item.shape)
+    return ImageOutput(item.image, rows, totals)
 
 
 def clean_configs(
@@ -224,24 +269,28 @@ def clean_configs(
 
 
 def clean_csv(
-    path: str, output: str, cleaner: RowCleaner, progress: bool = False, workers: int | None = None
-) -> int:
-    """Clean every row of a submission into ``output`` (canonical order, atomic); return the row count."""
-    from concurrent.futures import ThreadPoolExecutor
+    path: PathLike,
+    output: PathLike,
+    cleanup: Cleanup,
+    *,
+    execution: Execution | None = None,
+    shape: tuple[int, int] = IMAGE_SHAPE,
+) -> RunSummary:
+    """Clean every row of a submission into ``output`` (canonical order, atomic).
+
+    The summary's ``stats`` is a :class:`CleanTotals`.
+    """
     from itertools import groupby
 
-    from tqdm import tqdm
+    from hbens.pipeline import run_images
+    from hbens.submission import iter_rows, scan_submission
 
-    from hbens.submission import SubmissionWriter, iter_rows, scan_submission
-
-    index = scan_submission(path, cleaner.shape)
-    rows = iter_rows(index)
-    with ThreadPoolExecutor(workers) as pool, SubmissionWriter(output, [path]) as writer:
-        images = tqdm(groupby(rows, key=lambda row: row[0]), total=len(index.images), desc="clean",
-                      unit="image", disable=None if progress else True, leave=False)
-        for image, group in images:
-            group = list(group)
-            cleaned = pool.map(lambda row: cleaner(row[1], row[2]), group)
-            for (_, name, _), rle in zip(group, cleaned):
-                writer.write(image, name, rle)
-    return writer.rows_written
+    index = scan_submission(path, shape)
+    items = (
+        CleanItem(image=image, rows=[(name, rle) for _, name, rle in group], cleanup=cleanup, shape=shape)
+        for image, group in groupby(iter_rows(index), key=lambda row: row[0])
+    )
+    summary = run_images(clean_image, items, execution or Execution(), names=index.images, csv=output,
+                         inputs=[path], desc="clean")
+    summary.stats = summary.stats or CleanTotals()
+    return summary

@@ -11,11 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hbens import rle
 from hbens.classes import IMAGE_SHAPE
-from hbens.rle import Segments
-
-Runs = tuple[np.ndarray, np.ndarray]
+from hbens.runs import Segments
 
 
 @njit(cache=True, nogil=True)
@@ -97,16 +94,6 @@ def _background_segments(rows, begins, ends, width):
             bg_ends[count] = width
             count += 1
     return bg_rows[:count].copy(), bg_begins[:count].copy(), bg_ends[:count].copy()
-
-
-def runs_to_segments(runs: Runs, shape: tuple[int, int] = IMAGE_SHAPE) -> Segments:
-    """Row segments ``(rows, begins, ends)`` of a run-length mask (ends exclusive)."""
-    return rle.runs_to_segments(*runs, shape[1])
-
-
-def segments_to_runs(segments: Segments, shape: tuple[int, int] = IMAGE_SHAPE) -> Runs:
-    """Runs of row-major sorted segments."""
-    return rle.segments_to_runs(*segments, shape[1])
 
 
 def label_segments(segments: Segments, connectivity: int = 8) -> tuple[np.ndarray, np.ndarray]:

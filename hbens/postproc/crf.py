@@ -8,20 +8,21 @@ the bones' crops, not the 2048x2048 frame.
 
 from __future__ import annotations
 
-import time
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from hbens.classes import CLASSES
+from hbens.classes import CLASS_INDEX, CLASSES
 from hbens.errors import HbensError
+from hbens.pipeline import Execution, ImageOutput, RunSummary
+from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
 from hbens.probabilities import ClassCrop, ProbabilityStore, crops_to_rles, tight_crop, write_store
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CRFParams:
     """Dense CRF settings (pydensecrf's names); ``margin`` grows each class crop, in pixels."""
 
@@ -38,6 +39,10 @@ class CRFParams:
             raise HbensError(f"--iterations {self.iterations}: must be >= 1")
         if self.margin < 0:
             raise HbensError(f"--margin {self.margin}: must be >= 0")
+        for name in ("gaussian_sxy", "gaussian_compat", "bilateral_sxy", "bilateral_srgb", "bilateral_compat"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise HbensError(f"--{name.replace('_', '-')} {value}: must be a finite number > 0")
 
 
 def refine(probability: np.ndarray, image: np.ndarray, params: CRFParams = CRFParams()) -> np.ndarray:
@@ -80,16 +85,33 @@ def refine_store(store: ProbabilityStore, image: np.ndarray, params: CRFParams =
     return crops
 
 
-@dataclass
-class CRFSummary:
-    """What a CRF run did."""
+@dataclass(frozen=True, kw_only=True)
+class CRFItem:
+    """One image of ``hbens crf``: where its store, X-ray and refined store are, and the settings."""
 
-    images: int = 0
-    seconds: float = 0.0
-    outputs: list[str] = field(default_factory=list)
+    store: str
+    image: str
+    output: str
+    params: CRFParams
+    thresholds: tuple[float, ...]
+    cleanup: Cleanup | None = None
 
-    def __str__(self) -> str:
-        return f"refined {self.images} image(s) in {self.seconds:.1f} s into {', '.join(self.outputs)}"
+
+def refine_image(item: CRFItem) -> ImageOutput:
+    """The per-image task of ``hbens crf``: writes the refined store, returns its thresholded rows."""
+    from hbens.images import read_gray
+
+    store = ProbabilityStore(item.store)
+    name = store.meta.get("image", Path(item.store).stem + ".png")
+    image = np.round(read_gray(item.image) * 255).astype(np.uint8)
+    crops = refine_store(store, image, item.params)
+    kept = {k: v for k, v in store.meta.items() if k not in ("format", "version", "classes", "shape", "precision", "hbens")}
+    write_store(item.output, crops, store.shape, store.meta["precision"], tuple(store.classes),
+                **kept, crf=asdict(item.params))
+    thresholds = [item.thresholds[CLASS_INDEX[c]] for c in store.classes]
+    rows, clean = clean_rows(list(zip(store.classes, crops_to_rles(crops, store.shape, thresholds))),
+                             item.cleanup, store.shape)
+    return ImageOutput(name, rows, clean)
 
 
 def crf_folder(
@@ -97,21 +119,20 @@ def crf_folder(
     images: str | Path,
     output: str | Path,
     params: CRFParams = CRFParams(),
+    *,
     csv: str | Path | None = None,
     thresholds: Sequence[float] | None = None,
-    post: Callable[[str, str], str] | None = None,
-    progress: bool = False,
-) -> CRFSummary:
+    cleanup: Cleanup | None = None,
+    execution: Execution | None = None,
+) -> RunSummary:
     """Refine every store ``stores/*.npz`` against its image under ``images`` into ``output``.
 
-    ``csv`` also writes the refined probabilities thresholded as a submission.
+    ``csv`` also writes the refined probabilities thresholded as a submission (cleaned by
+    ``cleanup``).  The summary's ``stats`` is a :class:`CleanTotals`.
     """
-    from tqdm import tqdm
+    from hbens.images import find_images
+    from hbens.pipeline import run_images
 
-    from hbens.predictors.images import find_images, read_gray
-    from hbens.submission import SubmissionWriter
-
-    started = time.perf_counter()
     paths = sorted(Path(stores).glob("*.npz"))
     if not paths:
         raise HbensError(f"{stores}: no probability stores (*.npz); pass a folder written by hbens predict")
@@ -119,26 +140,16 @@ def crf_folder(
     output = Path(output)
     if output.resolve() == Path(stores).resolve():
         raise HbensError(f"{output}: output would overwrite the input stores; choose another -o folder")
+    names = [ProbabilityStore(path).meta.get("image", path.stem + ".png") for path in paths]
+    for path, name in zip(paths, names):
+        if name not in by_name:
+            raise HbensError(f"{path}: its image {name} is not under {images}; pass the folder of the X-rays")
+    order = sorted(range(len(paths)), key=names.__getitem__)
+    thresholds = tuple(thresholds) if thresholds is not None else (0.5,) * len(CLASSES)
     output.mkdir(parents=True, exist_ok=True)
-    thresholds = list(thresholds) if thresholds is not None else [0.5] * len(CLASSES)
-    summary = CRFSummary(outputs=[str(output)] + ([str(csv)] if csv else []))
-    opened = [(ProbabilityStore(path), path) for path in paths]
-    opened.sort(key=lambda item: item[0].meta.get("image", item[1].stem))
-    writer = SubmissionWriter(csv) if csv is not None else None
-    with writer if writer is not None else nullcontext() as submission:
-        for store, path in tqdm(opened, desc="crf", unit="image", disable=None if progress else True):
-            name = store.meta.get("image", path.stem + ".png")
-            if name not in by_name:
-                raise HbensError(f"{path}: its image {name} is not under {images}")
-            image = np.round(read_gray(by_name[name]) * 255).astype(np.uint8)
-            crops = refine_store(store, image, params)
-            meta = {k: v for k, v in store.meta.items() if k not in ("format", "version", "classes", "shape", "precision", "hbens")}
-            write_store(output / path.name, crops, store.shape, store.meta["precision"], tuple(store.classes),
-                        **meta, crf=params.__dict__)
-            if submission is not None:
-                for class_name, rle in zip(store.classes, crops_to_rles(crops, store.shape, thresholds)):
-                    submission.write(name, class_name, post(class_name, rle) if post is not None else rle)
-            summary.images += 1
-    summary.seconds = time.perf_counter() - started
+    items = [CRFItem(store=str(paths[i]), image=str(by_name[names[i]]), output=str(output / paths[i].name),
+                     params=params, thresholds=thresholds, cleanup=cleanup) for i in order]
+    summary = run_images(refine_image, items, execution or Execution(), names=[names[i] for i in order], csv=csv,
+                         inputs=[stores, images], desc="crf")
+    summary.stats = summary.stats or CleanTotals()
     return summary
-

@@ -4,16 +4,31 @@ Importing this package does not import torch; its functions do when called.
 """
 
 from hbens.predictors.checkpoints import LOADERS, LoadedModel, ModelSpec, detect_format, load_model
-from hbens.predictors.predict import PredictOptions, Predictor, PredictSummary, predict_folder
+from hbens.predictors.predict import (
+    ModelSource,
+    PredictItem,
+    PredictOptions,
+    Predictor,
+    PredictStats,
+    describe_predict,
+    load_predictor,
+    predict_folder,
+    predict_image,
+)
 
 __all__ = [
     "LOADERS",
     "LoadedModel",
+    "ModelSource",
     "ModelSpec",
+    "PredictItem",
     "PredictOptions",
-    "PredictSummary",
+    "PredictStats",
     "Predictor",
+    "describe_predict",
     "detect_format",
     "load_model",
+    "load_predictor",
     "predict_folder",
+    "predict_image",
 ]

@@ -1,7 +1,7 @@
 """Checkpoints to per-class probability stores (and optionally a submission), image by image.
 
-Images are read and stores written on background threads so that the model never waits.  The
-model sees the image resized to ``size`` (or tiled by a sliding window), with TTA; its logits
+Each image is a task of :mod:`hbens.pipeline` (:func:`predict_image`); a worker loads each model
+once and reuses it for every image it gets.  The model sees the image resized to ``size`` (or tiled by a sliding window), with TTA; its logits
 are upsampled to the original size only over each class's crop, turned into probabilities,
 averaged over models for an ensemble, and quantized into the store.  A submission row is the
 stored probability thresholded, so that ``--csv`` equals thresholding the store later.
@@ -9,12 +9,11 @@ stored probability thresholded, so that ``--csv`` equals thresholding the store 
 
 from __future__ import annotations
 
+import threading
 import time
-from contextlib import ExitStack
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -29,18 +28,21 @@ from hbens.probabilities import (
     tight_crop,
     write_store,
 )
-from hbens.predictors.images import find_images, parse_normalize, read_gray, to_input
-from hbens.predictors.model import InferenceModel
-from hbens.predictors.tta import parse_tta, predict_tta
+from hbens.images import find_images, parse_normalize, read_gray, to_input
+from hbens.pipeline import Execution, ImageOutput, RunSummary
+from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
+from hbens.predictors.checkpoints import ModelSpec, load_model
+from hbens.predictors.model import InferenceModel, parse_channels
+from hbens.predictors.tta import MERGES, parse_tta, predict_tta, tta_steps
 from hbens.predictors.upsample import source_box, upsample_crop
-from hbens.predictors.window import predict_windows
+from hbens.predictors.window import BLENDS, predict_windows
 
 FLOOR_LOGIT = float(np.log(FLOOR / (1 - FLOOR)))
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class PredictOptions:
-    """How to turn an image into logits."""
+    """How to turn an image into logits (every field changes the numbers, so resume compares them)."""
 
     size: int | None = None
     window: int | None = None
@@ -62,6 +64,14 @@ class PredictOptions:
             raise HbensError(f"--precision {self.precision}: valid precisions are uint8, float16")
         if self.batch_size < 1:
             raise HbensError(f"--batch-size {self.batch_size}: must be >= 1")
+        if not 0 <= self.overlap < 1:
+            raise HbensError(f"--overlap {self.overlap}: must be in [0, 1)")
+        if self.blend not in BLENDS:
+            raise HbensError(f"--blend {self.blend}: valid blends are {', '.join(BLENDS)}")
+        if self.merge not in MERGES:
+            raise HbensError(f"--merge {self.merge}: valid merges are {', '.join(MERGES)}")
+        tta_steps(self.tta)
+        parse_normalize(self.normalize)
 
 
 class Predictor:
@@ -121,34 +131,99 @@ def probability_crops(
     return crops
 
 
-@dataclass
-class PredictSummary:
-    """Counts and timings of a prediction run."""
+@dataclass(frozen=True, kw_only=True)
+class ModelSource:
+    """Where a model comes from and how to run it: plain data, so that a worker can load it itself."""
 
-    images: int = 0
-    skipped: int = 0
-    failed: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    checkpoint: str
+    spec: ModelSpec = field(default_factory=ModelSpec)
+    allow_pickle: bool = False
+    format: str | None = None
+    device: str = "cpu"
+    channels: str | None = None
+
+
+_PREDICTORS: dict[str, Predictor] = {}
+_LOADING = threading.Lock()
+
+
+def load_predictor(source: ModelSource, options: PredictOptions) -> Predictor:
+    """The predictor of ``source``, loaded once per process (and reused by every image of a worker)."""
+    key = repr((source, options))
+    with _LOADING:
+        if key not in _PREDICTORS:
+            loaded = load_model(source.checkpoint, source.spec, source.allow_pickle, source.format)
+            _PREDICTORS[key] = Predictor(InferenceModel(loaded, source.device, parse_channels(source.channels)), options)
+        return _PREDICTORS[key]
+
+
+@dataclass(frozen=True)
+class PredictStats:
+    """Images predicted and resumed, seconds in forward passes, bytes of stores written (adds up)."""
+
+    predicted: int = 0
+    resumed: int = 0
     forward_seconds: float = 0.0
     store_bytes: int = 0
+    clean: CleanTotals = field(default_factory=CleanTotals)
 
-    def __str__(self) -> str:
-        share = 100 * (1 - self.forward_seconds / self.seconds) if self.seconds else 0.0
-        text = (f"predicted {self.images} image(s) in {self.seconds:.1f} s ({share:.0f} % outside forward passes), "
-                f"{self.skipped} resumed, stores {self.store_bytes / 1e6:.1f} MB")
-        if self.failed:
-            text += f"; {len(self.failed)} failed (no store, no rows):\n  " + "\n  ".join(self.failed)
-        return text
+    def __add__(self, other: PredictStats) -> PredictStats:
+        return PredictStats(self.predicted + other.predicted, self.resumed + other.resumed,
+                            self.forward_seconds + other.forward_seconds, self.store_bytes + other.store_bytes,
+                            self.clean + other.clean)
 
 
-def _prefetch(paths: Sequence[Path], pool: ThreadPoolExecutor, depth: int) -> Iterator[tuple[Path, Future]]:
-    """Yield (path, future image) with up to ``depth`` reads running ahead."""
-    pending: list[tuple[Path, Future]] = []
-    for path in paths:
-        pending.append((path, pool.submit(read_gray, path)))
-        if len(pending) > depth:
-            yield pending.pop(0)
-    yield from pending
+@dataclass(frozen=True, kw_only=True)
+class PredictItem:
+    """One image of ``hbens predict``: its path, the models, the store folders and the settings."""
+
+    image: str
+    sources: dict[str, ModelSource]
+    weights: dict[str, float]
+    groups: dict[str, list[str]]
+    folders: dict[str, str]
+    options: PredictOptions
+    thresholds: tuple[float, ...]
+    rows: bool = False
+    resume: bool = False
+    cleanup: Cleanup | None = None
+
+
+def _store_paths(item: PredictItem) -> dict[str, Path]:
+    stem = Path(item.image).stem
+    return {group: Path(folder) / f"{stem}.npz" for group, folder in item.folders.items()}
+
+
+def predict_image(item: PredictItem) -> ImageOutput:
+    """The per-image task of ``hbens predict``: writes one store per output group, returns the rows
+    of the first group (when ``rows``) and what it did."""
+    name = Path(item.image).name
+    paths = _store_paths(item)
+    first = next(iter(item.groups))
+    if item.resume and all(is_valid_store(path) for path in paths.values()):
+        rows = []
+        if item.rows:
+            store = ProbabilityStore(paths[first])
+            rows = list(zip(store.classes, crops_to_rles(store.stored_crops(), store.shape, item.thresholds)))
+        rows, clean = clean_rows(rows, item.cleanup)
+        return ImageOutput(name, rows, PredictStats(resumed=1, clean=clean))
+    image = read_gray(item.image)
+    predictors = {model: load_predictor(source, item.options) for model, source in item.sources.items()}
+    started = time.perf_counter()
+    logits = {model: predictor.logits([image])[0] for model, predictor in predictors.items()}
+    forward = time.perf_counter() - started
+    written, rows = 0, []
+    for group, members in item.groups.items():
+        crops = probability_crops([logits[m] for m in members], [item.weights[m] for m in members],
+                                  image.shape, item.options)
+        meta = {"model": group if len(members) == 1 and members[0] == group else members, "image": name,
+                "tta": item.options.tta, "size": item.options.size, "window": item.options.window}
+        write_store(paths[group], crops, image.shape, item.options.precision, **meta)
+        written += paths[group].stat().st_size
+        if item.rows and group == first:
+            rows = list(zip(CLASSES, crops_to_rles(crops, image.shape, item.thresholds)))
+    rows, clean = clean_rows(rows, item.cleanup, image.shape)
+    return ImageOutput(name, rows, PredictStats(predicted=1, forward_seconds=forward, store_bytes=written, clean=clean))
 
 
 def output_groups(
@@ -167,110 +242,56 @@ def output_groups(
 
 
 def predict_folder(
-    predictors: dict[str, Predictor],
+    sources: Sequence[ModelSource],
     images: str | Path,
     output: str | Path,
     options: PredictOptions,
+    *,
     ensemble: str | None = None,
     weights: Sequence[float] | None = None,
     csv: str | Path | None = None,
     thresholds: Sequence[float] | None = None,
     resume: bool = False,
-    keep_going: bool = False,
-    post: Callable[[str, str], str] | None = None,
-    progress: bool = False,
-) -> PredictSummary:
+    cleanup: Cleanup | None = None,
+    execution: Execution | None = None,
+) -> RunSummary:
     """Predict every PNG under ``images`` into probability stores under ``output``.
 
-    Each predictor writes ``output/<name>/<image stem>.npz``; with ``ensemble="mean"`` their
+    Each model writes ``output/<name>/<image stem>.npz``; with ``ensemble="mean"`` their
     probabilities are averaged (``weights``) into ``output/ensemble``.  ``csv`` also writes a
-    submission thresholded at ``thresholds`` (one per class), cleaned by ``post`` when given.
+    submission thresholded at ``thresholds`` (one per class), cleaned by ``cleanup``.  Models are
+    loaded here first (so that a bad checkpoint fails before any image) and once per worker.
+    The summary's ``stats`` is a :class:`PredictStats`.
     """
-    from tqdm import tqdm
+    from hbens.pipeline import run_images
 
-    from hbens.submission import SubmissionWriter
-
-    started = time.perf_counter()
-    names = list(predictors)
-    groups, weight_of = output_groups(names, ensemble, weights, csv is not None)
-    thresholds = list(thresholds) if thresholds is not None else [0.5] * len(CLASSES)
+    named = {}
+    for source in sources:
+        model_name = load_predictor(source, options).model.loaded.name
+        if model_name in named:
+            raise HbensError(f"two checkpoints are named {model_name}; rename one")
+        named[model_name] = source
+    groups, weight_of = output_groups(list(named), ensemble, weights, csv is not None)
     folders = {group: Path(output) / group for group in groups}
+    paths = find_images(images)
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
-    paths = find_images(images)
-    summary = PredictSummary()
-    writer = SubmissionWriter(csv, [images]) if csv is not None else None
-
-    def store_path(group: str, path: Path) -> Path:
-        return folders[group] / f"{path.stem}.npz"
-
-    def write_rows(submission: SubmissionWriter, path: Path, crops: list[ClassCrop], shape: tuple[int, int]) -> None:
-        for name, rle in zip(CLASSES, crops_to_rles(crops, shape, thresholds)):
-            submission.write(path.name, name, post(name, rle) if post is not None else rle)
-
-    todo = []
-    for path in paths:
-        if resume and all(is_valid_store(store_path(g, path)) for g in groups):
-            summary.skipped += 1
-            todo.append((path, False))
-        else:
-            todo.append((path, True))
-
-    def predict_batch(batch: list[Path], images_: list[np.ndarray]) -> dict[Path, tuple[list[ClassCrop], tuple]]:
-        logits = {name: predictors[name].logits(images_) for name in names}
-        results = {}
-        for k, (path, image) in enumerate(zip(batch, images_)):
-            for group, members in groups.items():
-                crops = probability_crops([logits[m][k] for m in members], [weight_of[m] for m in members],
-                                          image.shape, options)
-                meta = {"model": group if ensemble is None else members, "image": path.name,
-                        "tta": options.tta, "size": options.size, "window": options.window}
-                writes.append(writers.submit(write_store, store_path(group, path), crops, image.shape,
-                                             options.precision, **meta))
-                results.setdefault(path, (crops, image.shape))
-        return results
-
-    with ExitStack() as stack:
-        readers = stack.enter_context(ThreadPoolExecutor(2))
-        writers = stack.enter_context(ThreadPoolExecutor(1))
-        submission = stack.enter_context(writer) if writer is not None else None
-        writes: list[Future] = []
-        pending = _prefetch([p for p, fresh in todo if fresh], readers, depth=2 * options.batch_size)
-        bar = stack.enter_context(tqdm(total=len(todo), desc="predict", unit="image", disable=None if progress else True))
-        for first in range(0, len(todo), options.batch_size):
-            chunk = todo[first : first + options.batch_size]
-            loaded: list[Path] = []
-            images_: list[np.ndarray] = []
-            for path, fresh in chunk:
-                if fresh:
-                    _, future = next(pending)
-                    try:
-                        images_.append(future.result())
-                        loaded.append(path)
-                    except HbensError as error:
-                        if not keep_going:
-                            raise
-                        summary.failed.append(str(error))
-            try:
-                results = predict_batch(loaded, images_) if loaded else {}
-            except HbensError as error:
-                if not keep_going:
-                    raise HbensError(f"{', '.join(p.name for p in loaded)}: {error}") from None
-                summary.failed.append(f"{', '.join(str(p) for p in loaded)}: {error}")
-                results = {}
-            summary.images += len(results)
-            for path, fresh in chunk:
-                if submission is None:
-                    continue
-                if not fresh:
-                    store = ProbabilityStore(store_path(next(iter(groups)), path))
-                    results[path] = (store.stored_crops(), store.shape)
-                if path in results:
-                    write_rows(submission, path, *results[path])
-            bar.update(len(chunk))
-        for done in writes:
-            done.result()
-    summary.seconds = time.perf_counter() - started
-    summary.forward_seconds = sum(p.model.forward_seconds for p in predictors.values())
-    summary.store_bytes = sum(f.stat().st_size for folder in folders.values() for f in folder.glob("*.npz"))
+    thresholds = tuple(thresholds) if thresholds is not None else (0.5,) * len(CLASSES)
+    items = [PredictItem(image=str(path), sources=named, weights=weight_of, groups=groups,
+                         folders={g: str(f) for g, f in folders.items()}, options=options, thresholds=thresholds,
+                         rows=csv is not None, resume=resume, cleanup=cleanup) for path in paths]
+    summary = run_images(predict_image, items, execution or Execution(workers=1), names=[p.name for p in paths],
+                         csv=csv, inputs=[images, *(s.checkpoint for s in sources)], desc="predict")
+    summary.stats = summary.stats or PredictStats()
     return summary
+
+
+def describe_predict(summary: RunSummary) -> str:
+    """One paragraph on what a prediction run did."""
+    stats = summary.stats
+    share = 100 * (1 - stats.forward_seconds / summary.seconds) if summary.seconds else 0.0
+    text = (f"predicted {stats.predicted} image(s) in {summary.seconds:.1f} s ({share:.0f} % outside forward passes), "
+            f"{stats.resumed} resumed, stores {stats.store_bytes / 1e6:.1f} MB")
+    if summary.failed:
+        text += f"; {len(summary.failed)} failed (no store, no rows):\n  " + "\n  ".join(summary.failed)
+    return text

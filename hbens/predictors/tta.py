@@ -51,21 +51,31 @@ TRANSFORMS: dict[str, Callable] = {"hflip": _hflip, "vflip": _vflip, "multiply":
 """TTA names of ``--tta``; multiply and scale take ``=F1:F2`` (the identity is always included)."""
 
 
-def parse_tta(spec: str | None):
-    """A ttach Compose from ``hflip,vflip,multiply=0.9:1.1,scale=0.75:1.25``; None for ``none``."""
+def tta_steps(spec: str | None) -> list[tuple[str, str]]:
+    """Check a ``--tta`` spec without importing torch: its ``(name, factors)`` steps; [] for ``none``."""
     if not spec or spec == "none":
-        return None
-    import ttach
-
-    transforms = []
+        return []
+    steps = []
     for part in spec.split(","):
         name, _, value = part.strip().partition("=")
         if name not in TRANSFORMS:
             raise HbensError(f"--tta {part}: unknown transform; valid: {', '.join(TRANSFORMS)} or none")
         if (name in ("multiply", "scale")) != bool(value):
             raise HbensError(f"--tta {part}: {'needs' if not value else 'takes no'} =factors")
-        transforms.append(TRANSFORMS[name](value))
-    return ttach.Compose(transforms)
+        if value:
+            _factors(name, value)
+        steps.append((name, value))
+    return steps
+
+
+def parse_tta(spec: str | None):
+    """A ttach Compose from ``hflip,vflip,multiply=0.9:1.1,scale=0.75:1.25``; None for ``none``."""
+    steps = tta_steps(spec)
+    if not steps:
+        return None
+    import ttach
+
+    return ttach.Compose([TRANSFORMS[name](value) for name, value in steps])
 
 
 class Merger:

@@ -1,0 +1,375 @@
+"""One image, one task: where every per-image command is scheduled, ordered and written.
+
+A command is a picklable per-image *task* (a module-level function taking one plain item:
+paths, RLE strings, a settings dataclass) that returns an :class:`ImageOutput` (the image's
+submission rows, if any, and a small stats object that adds up).  This module owns the rest,
+once for every command: walking the items, the executor (threads, processes or a Dask
+cluster), keeping outputs in canonical order, the atomic CSV, the progress bar, the summed
+stats and ``--keep-going``.
+
+Executors are chosen by name from :data:`EXECUTORS`:
+
+``threads`` (default)
+    a thread pool; the numba kernels release the GIL, so threads scale without copies;
+``processes``
+    a local process pool;
+``local``
+    a ``dask.distributed.LocalCluster`` of worker processes on 127.0.0.1;
+``tcp://HOST:PORT``
+    an existing Dask cluster (``dask scheduler`` / ``dask worker``); workers read their inputs
+    from paths that every worker sees and send back rows and stats only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
+
+from hbens.errors import HbensError
+from hbens.outputs import PathLike
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a Dask scheduler before giving up."""
+
+
+class Summable(Protocol):
+    """Stats of one image that add up over images (``a + b``)."""
+
+    def __add__(self, other: Any) -> Any: ...
+
+
+@dataclass
+class ImageOutput:
+    """What one per-image task returns: its submission rows (class order) and its stats."""
+
+    image: str
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    stats: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Execution:
+    """Where and how per-image tasks run (the ``--workers``, ``--scheduler`` and friends of every command).
+
+    Parameters
+    ----------
+    workers : int, optional
+        Number of workers; default: the number of cores for threads, 2 otherwise.
+    scheduler : str
+        ``threads``, ``processes``, ``local`` or a Dask address ``tcp://HOST:PORT``.
+    keep_going : bool
+        Report images whose task fails and go on (the exit status is then 1) instead of stopping.
+    progress : bool
+        Show a progress bar on terminals.
+    """
+
+    workers: int | None = None
+    scheduler: str = "threads"
+    keep_going: bool = False
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise HbensError(f"--workers {self.workers}: must be >= 1")
+        executor_name(self.scheduler)
+
+    @property
+    def n_workers(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        return cores() if self.scheduler == "threads" else 2
+
+
+def cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int) -> int:
+    """Compute threads each worker may use so that workers x threads does not exceed the cores."""
+    return max(1, cores() // max(1, workers))
+
+
+def limit_threads(threads: int) -> None:
+    """Cap numba's (and torch's, when loaded) threads in this process."""
+    import sys
+
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def _run_limited(job: tuple[Callable, Any, int]) -> Any:
+    """Run ``task(item)`` in a worker process after capping its threads."""
+    task, item, threads = job
+    limit_threads(threads)
+    return task(item)
+
+
+class ThreadExecutor:
+    """Tasks on a pool of threads in this process (the numba kernels release the GIL)."""
+
+    def __init__(self, execution: Execution):
+        import sys
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.workers = execution.n_workers
+        self._pool = ThreadPoolExecutor(self.workers)
+        self._torch = sys.modules.get("torch")
+        self._torch_threads = self._torch.get_num_threads() if self._torch else 0
+        if self._torch and self.workers > 1:
+            self._torch.set_num_threads(threads_per_worker(self.workers))
+
+    def submit(self, task: Callable, item: Any):
+        return self._pool.submit(task, item)
+
+    @staticmethod
+    def result(future) -> Any:
+        return future.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._torch:
+            self._torch.set_num_threads(self._torch_threads)
+
+
+class ProcessExecutor(ThreadExecutor):
+    """Tasks on a pool of local worker processes (started fresh, not forked)."""
+
+    def __init__(self, execution: Execution):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = execution.n_workers
+        self._threads = threads_per_worker(self.workers)
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        self._torch = None
+
+    def submit(self, task: Callable, item: Any):
+        return self._pool.submit(_run_limited, (task, item, self._threads))
+
+    @staticmethod
+    def result(future) -> Any:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            raise TaskLost("a worker process died") from None
+
+
+class TaskLost(Exception):
+    """A task whose worker died or whose cluster went away (reported per image)."""
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise HbensError(
+            "--scheduler needs dask.distributed: pip install 'hbens[dask]' (or: pip install dask distributed)"
+        ) from None
+    return distributed
+
+
+class DaskExecutor:
+    """Tasks on a Dask cluster: a new ``LocalCluster`` (``local``) or an existing one (``tcp://...``)."""
+
+    def __init__(self, execution: Execution):
+        distributed = _import_distributed()
+        self._stack = ExitStack()
+        address = execution.scheduler
+        try:
+            if address == "local":
+                self.workers = execution.n_workers
+                cluster = self._stack.enter_context(distributed.LocalCluster(
+                    n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                    dashboard_address=None, silence_logs=50))
+                address = cluster.scheduler_address
+            self.client = self._stack.enter_context(
+                distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False))
+        except (OSError, TimeoutError) as error:
+            self._stack.close()
+            raise HbensError(f"--scheduler {execution.scheduler}: cannot connect within {CONNECT_TIMEOUT:.0f} s "
+                             f"({str(error).splitlines()[0][:120]}); start it with `dask scheduler` or use "
+                             "--scheduler local") from None
+        if execution.scheduler != "local":
+            self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+        self._threads = self._threads_of_workers()
+
+    def _threads_of_workers(self) -> int:
+        """Threads per worker so that the workers of one host do not oversubscribe its cores."""
+        workers = self.client.scheduler_info().get("workers", {})
+        per_host: dict[str, int] = {}
+        for info in workers.values():
+            per_host[info.get("host", "")] = per_host.get(info.get("host", ""), 0) + 1
+        return threads_per_worker(max(per_host.values(), default=1))
+
+    def submit(self, task: Callable, item: Any):
+        return self.client.submit(_run_limited, (task, item, self._threads), pure=False, retries=1)
+
+    @staticmethod
+    def result(future) -> Any:
+        from distributed import KilledWorker
+
+        try:
+            return future.result()
+        except KilledWorker:
+            raise TaskLost("its Dask worker died (each retry too)") from None
+        except (OSError, TimeoutError) as error:
+            raise TaskLost(f"the Dask cluster went away ({error})") from None
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+EXECUTORS: dict[str, type] = {
+    "threads": ThreadExecutor,
+    "processes": ProcessExecutor,
+    "local": DaskExecutor,
+    "tcp": DaskExecutor,
+}
+"""Executor classes by ``--scheduler`` name (``tcp`` for ``tcp://HOST:PORT`` addresses)."""
+
+
+def executor_name(scheduler: str) -> str:
+    """The :data:`EXECUTORS` key of a ``--scheduler`` value; HbensError listing the valid ones."""
+    name = "tcp" if scheduler.startswith("tcp://") else scheduler
+    if name not in EXECUTORS or name == "tcp" and not scheduler[len("tcp://"):]:
+        raise HbensError(f"--scheduler {scheduler}: expected threads, processes, local or tcp://HOST:PORT")
+    return name
+
+
+@contextmanager
+def open_executor(execution: Execution):
+    """An executor for ``execution``, shut down (and its cluster stopped) when the block ends."""
+    executor = EXECUTORS[executor_name(execution.scheduler)](execution)
+    try:
+        yield executor
+    finally:
+        executor.close()
+
+
+def map_images(
+    task: Callable[[Any], ImageOutput],
+    items: Iterable[Any],
+    execution: Execution,
+    *,
+    names: Sequence[str],
+    desc: str = "images",
+) -> Iterator[tuple[int, ImageOutput | str]]:
+    """Run ``task`` on every item (``names[i]`` names item ``i``) and yield ``(index, output)`` in order.
+
+    A failed item yields ``(index, message)`` when ``execution.keep_going``; otherwise the first
+    failure raises :class:`HbensError` naming the image.  Items are drawn lazily and at most two
+    tasks per worker are in flight, so memory does not grow with the number of images.
+    """
+    from tqdm import tqdm
+
+    with open_executor(execution) as executor, tqdm(
+        total=len(names), desc=desc, unit="image", disable=None if execution.progress else True, leave=False
+    ) as bar:
+        window = 2 * max(1, getattr(executor, "workers", 1))
+        pending: deque = deque()
+        upcoming = iter(enumerate(items))
+        for index, item in upcoming:
+            pending.append((index, executor.submit(task, item)))
+            if len(pending) < window:
+                continue
+            yield _collect(executor, *pending.popleft(), names, execution.keep_going)
+            bar.update()
+        while pending:
+            yield _collect(executor, *pending.popleft(), names, execution.keep_going)
+            bar.update()
+
+
+def _collect(executor, index: int, future, names: Sequence[str], keep_going: bool) -> tuple[int, ImageOutput | str]:
+    try:
+        return index, executor.result(future)
+    except (HbensError, TaskLost) as error:
+        message = f"{names[index]}: {error}"
+    except (OSError, ValueError, RuntimeError, MemoryError) as error:
+        message = f"{names[index]}: {type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+    if not keep_going:
+        raise HbensError(f"{message} (--keep-going reports such images and goes on)")
+    return index, message
+
+
+@dataclass
+class RunSummary:
+    """What a pipeline run did: images done, failed (with why), summed stats, seconds."""
+
+    images: int = 0
+    failed: list[str] = field(default_factory=list)
+    stats: Any = None
+    seconds: float = 0.0
+    rows: int = 0
+
+
+def add_stats(total: Any, stats: Any) -> Any:
+    """``total + stats`` where either may be None."""
+    if stats is None:
+        return total
+    return stats if total is None else total + stats
+
+
+def run_images(
+    task: Callable[[Any], ImageOutput],
+    items: Iterable[Any],
+    execution: Execution,
+    *,
+    names: Sequence[str],
+    csv: PathLike | None = None,
+    inputs: Sequence[PathLike] = (),
+    desc: str = "images",
+    on_output: Callable[[ImageOutput], None] | None = None,
+) -> RunSummary:
+    """Run a per-image ``task`` over ``items`` (one per image, in canonical image order).
+
+    Rows come back to this process and are written to ``csv`` in canonical order, atomically
+    (nothing is left when the run fails); ``inputs`` are never overwritten.  ``on_output`` sees
+    every successful output in order (for side files).  Stats are summed with ``+``.
+    """
+    from hbens.submission import SubmissionWriter
+
+    started = time.perf_counter()
+    summary = RunSummary()
+    with SubmissionWriter(csv, inputs) if csv is not None else nullcontext() as writer:
+        for index, output in map_images(task, items, execution, names=names, desc=desc):
+            if isinstance(output, str):
+                summary.failed.append(output)
+                continue
+            summary.images += 1
+            summary.stats = add_stats(summary.stats, output.stats)
+            if writer is not None:
+                for class_name, rle in output.rows:
+                    writer.write(output.image, class_name, rle)
+            if on_output is not None:
+                on_output(output)
+        if writer is not None:
+            summary.rows = writer.rows_written
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def sum_fields(a: Any, b: Any) -> Any:
+    """A new dataclass whose numeric fields are ``a``'s plus ``b``'s (for ``__add__`` of stats)."""
+    values = {}
+    for f in fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, dict):
+            values[f.name] = {k: add_stats(x.get(k), y.get(k)) for k in {**x, **y}}
+        elif isinstance(x, list):
+            values[f.name] = [p + q for p, q in zip(x, y)] if x and y else list(x or y)
+        else:
+            values[f.name] = x + y
+    return type(a)(**values)
