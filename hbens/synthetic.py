@@ -19,7 +19,6 @@ from hbens.rle import runs_to_string
 from hbens.runs import Runs, box_to_runs
 
 
-
 def ellipse_points(center: tuple[float, float], axes: tuple[float, float], angle: float, n: int = 48) -> np.ndarray:
     """Vertices (x, y) of a rotated ellipse, as an annotation polygon."""
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
