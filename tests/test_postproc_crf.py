@@ -86,3 +86,18 @@ def test_crf_does_not_import_torch(tmp_path, rng):
             "assert 'torch' not in sys.modules")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [["--workers", "2"], ["--scheduler", "processes", "--workers", "2"],
+                                   ["--scheduler", "local", "--workers", "2"]])
+def test_crf_is_identical_under_every_executor(tmp_path, rng, extra):
+    images, stores = write_scene(tmp_path, rng, 3)
+    base = ["crf", str(stores), "--images", str(images), "--iterations", "2", "--quiet", "--largest"]
+    for name, options in (("one", ["--workers", "1"]), ("other", extra)):
+        result = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / name), "--csv", str(tmp_path / f"{name}.csv"),
+                                          *options])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "other.csv").read_bytes()
+    for path in (tmp_path / "one").glob("*.npz"):
+        assert np.array_equal(load_probabilities(path), load_probabilities(tmp_path / "other" / path.name))

@@ -259,3 +259,17 @@ def test_cli_bad_inputs(tmp_path, checkpoints, images):
     result = runner.invoke(cli, ["predict", "--images", str(broken), "-o", str(tmp_path / "p"), "--keep-going",
                                  "--ckpt", str(checkpoints["smp"])])
     assert result.exit_code == 1 and "1 image(s) failed" in result.output
+
+
+@pytest.mark.parametrize("extra", [["--workers", "2"], ["--scheduler", "processes", "--workers", "2"],
+                                   ["--scheduler", "local", "--workers", "2"]])
+def test_predict_is_identical_under_every_executor(tmp_path, checkpoints, images, extra):
+    base = ["predict", "--ckpt", str(checkpoints["smp"]), "--images", str(images), "--size", "32", "--quiet",
+            "--tta", "hflip"]
+    for name, options in (("one", []), ("other", extra)):
+        result = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / name), "--csv", str(tmp_path / f"{name}.csv"),
+                                          *options])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "other.csv").read_bytes()
+    for path in (tmp_path / "one" / "pretrained").glob("*.npz"):
+        assert np.array_equal(load_probabilities(path), load_probabilities(tmp_path / "other" / "pretrained" / path.name))
