@@ -1,0 +1,35 @@
+"""``hbens clean``: connected-component cleaning of a submission."""
+
+from __future__ import annotations
+
+import click
+
+from hbens.cli.options import (
+    clean_options,
+    cleanup_from_options,
+    execution_from_options,
+    execution_options,
+    existing_file,
+    finish,
+    refuse_inputs,
+)
+
+
+@click.command()
+@click.argument("submission", type=existing_file)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cleaned submission CSV.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@execution_options
+@clean_options(config_flags=("--config", "--clean-config"))
+def clean(submission, output, quiet, workers, scheduler, keep_going, report, **options) -> None:
+    """Clean SUBMISSION's masks: small components, largest components, holes."""
+    from hbens.postproc import clean_csv
+
+    cleanup = cleanup_from_options(**options)
+    if cleanup is None:
+        raise click.UsageError("nothing to do: give --min-area, --keep/--largest, --fill-holes or --config")
+    execution = execution_from_options(workers, scheduler, keep_going, quiet)
+    refuse_inputs((output, report), [submission])
+    summary = clean_csv(submission, output, cleanup, execution=execution)
+    finish(summary, f"wrote {output}: {summary.rows} rows in {summary.seconds:.1f} s", cleanup, report, quiet,
+            (submission,))

@@ -1,0 +1,56 @@
+"""``hbens crf``: dense CRF refinement of probability stores."""
+
+from __future__ import annotations
+
+import click
+
+from hbens.cli.options import (
+    class_thresholds,
+    clean_options,
+    cleanup_from_options,
+    execution_from_options,
+    execution_options,
+    existing_file,
+    finish,
+    refuse_inputs,
+)
+
+
+@click.command()
+@click.argument("stores", type=click.Path(exists=True, file_okay=False))
+@click.option("--images", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of the PNGs the probabilities came from (searched recursively).")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for refined stores.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write a submission CSV.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Foreground where the refined probability exceeds this.")
+@click.option("--thresholds", type=existing_file, help="Per-class thresholds: CSV class,threshold.")
+@click.option("--iterations", type=click.IntRange(min=1), default=5, show_default=True, help="Mean-field iterations.")
+@click.option("--gaussian-sxy", type=float, default=3.0, show_default=True, help="Smoothness kernel width (pixels).")
+@click.option("--gaussian-compat", type=float, default=3.0, show_default=True, help="Smoothness kernel weight.")
+@click.option("--bilateral-sxy", type=float, default=50.0, show_default=True, help="Appearance kernel width (pixels).")
+@click.option("--bilateral-srgb", type=float, default=13.0, show_default=True,
+              help="Appearance kernel intensity width (gray levels).")
+@click.option("--bilateral-compat", type=float, default=10.0, show_default=True, help="Appearance kernel weight.")
+@click.option("--margin", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Pixels added around each class crop.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@execution_options
+@clean_options
+def crf(stores, images, output, csv_path, threshold, thresholds, quiet, workers, scheduler, keep_going, report,
+        iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat, margin,
+        **clean) -> None:
+    """Refine the probability STORES (a folder written by hbens predict) with a dense CRF."""
+    from hbens.postproc.crf import CRFParams, crf_folder
+
+    params = CRFParams(iterations=iterations, gaussian_sxy=gaussian_sxy, gaussian_compat=gaussian_compat,
+                       bilateral_sxy=bilateral_sxy, bilateral_srgb=bilateral_srgb,
+                       bilateral_compat=bilateral_compat, margin=margin)
+    cleanup = cleanup_from_options(**clean)
+    execution = execution_from_options(workers, scheduler, keep_going, quiet)
+    per_class = class_thresholds(threshold, thresholds)
+    refuse_inputs((csv_path, report), (stores, images))
+    summary = crf_folder(stores, images, output, params, csv=csv_path, thresholds=per_class, cleanup=cleanup,
+                         execution=execution)
+    finish(summary, f"refined {summary.images} image(s) in {summary.seconds:.1f} s into {output}", cleanup, report,
+            quiet)

@@ -1,0 +1,86 @@
+"""``hbens predict``: checkpoints to probability stores."""
+
+from __future__ import annotations
+
+import click
+
+from hbens.cli.options import (
+    class_thresholds,
+    clean_options,
+    cleanup_from_options,
+    execution_from_options,
+    execution_options,
+    existing_file,
+    finish,
+    parse_weights,
+    refuse_inputs,
+)
+
+
+@click.command()
+@click.option("--ckpt", "checkpoints", multiple=True, required=True, type=click.Path(exists=True),
+              help="Checkpoint file or save_pretrained folder (repeatable).")
+@click.option("--images", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of PNG images (searched recursively).")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder for the probability stores (one subfolder per model, or 'ensemble').")
+@click.option("--arch", help="smp architecture for bare state dicts, e.g. UnetPlusPlus.")
+@click.option("--encoder", help="smp encoder for bare state dicts, e.g. efficientnet-b0.")
+@click.option("--in-channels", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Input channels of bare state dicts (the gray image is repeated).")
+@click.option("--classes", "n_classes", type=click.IntRange(min=1), default=29, show_default=True,
+              help="Output channels of bare state dicts.")
+@click.option("--format", "checkpoint_format", help="Force a checkpoint format (default: detected).")
+@click.option("--allow-pickle", is_flag=True, help="Allow loading pickled code (only for files you trust).")
+@click.option("--channels", help="Select output channels START:STOP when a model gives more than 29.")
+@click.option("--size", type=click.IntRange(min=32), help="Resize images to N x N (multiple of 32) for the model.")
+@click.option("--window", type=click.IntRange(min=1), help="Sliding window of N x N pixels instead of a single pass.")
+@click.option("--overlap", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True,
+              help="Overlap of sliding windows, as a fraction of the window.")
+@click.option("--blend", type=click.Choice(["gaussian", "mean"]), default="gaussian", show_default=True,
+              help="How overlapping windows are blended.")
+@click.option("--tta", default="none", show_default=True,
+              help="Test-time augmentation, e.g. hflip,vflip,multiply=0.9:1.1,scale=0.75:1.25.")
+@click.option("--merge", type=click.Choice(["mean", "max", "gmean"]), default="mean", show_default=True,
+              help="How TTA passes are merged (on logits).")
+@click.option("--normalize", default="none", show_default=True, help="imagenet, none or MEAN,STD.")
+@click.option("--ensemble", type=click.Choice(["mean"]), help="Average all checkpoints into one store.")
+@click.option("--weights", help="Ensemble weights, one per checkpoint, e.g. 2,1.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write a submission CSV.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Foreground where the probability exceeds this (for --csv).")
+@click.option("--thresholds", type=existing_file, help="Per-class thresholds: CSV class,threshold.")
+@click.option("--precision", type=click.Choice(["uint8", "fp16"]), default="uint8", show_default=True,
+              help="Stored probabilities: uint8 steps of 1/255 or float16.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the models run.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Windows per forward pass with --window.")
+@click.option("--resume", is_flag=True, help="Skip images whose stores exist and are valid.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@execution_options
+@clean_options(classes_flag="--clean-classes")
+def predict(checkpoints, images, output, arch, encoder, in_channels, n_classes, checkpoint_format, allow_pickle,
+            channels, size, window, overlap, blend, tta, merge, normalize, ensemble, weights, csv_path, threshold,
+            thresholds, precision, device, batch_size, resume, quiet, workers, scheduler, keep_going, report,
+            **clean) -> None:
+    """Predict per-class probabilities of every PNG in --images with each --ckpt."""
+    from pathlib import Path
+
+    from hbens.predictors import ModelSource, ModelSpec, PredictOptions, describe_predict, predict_folder
+    from hbens.predictors.model import resolve_device
+
+    options = PredictOptions(size=size, window=window, overlap=overlap, blend=blend, tta=tta, merge=merge,
+                             normalize=normalize, batch_size=batch_size,
+                             precision="float16" if precision == "fp16" else "uint8")
+    cleanup = cleanup_from_options(**clean)
+    execution = execution_from_options(workers, scheduler, keep_going, quiet, default_workers=1)
+    per_class = class_thresholds(threshold, thresholds)
+    refuse_inputs((csv_path, report), (*checkpoints, images))
+    spec = ModelSpec(arch, encoder, in_channels, n_classes)
+    sources = [ModelSource(checkpoint=str(Path(path).resolve()), spec=spec, allow_pickle=allow_pickle,
+                           format=checkpoint_format, device=resolve_device(device), channels=channels)
+               for path in checkpoints]
+    summary = predict_folder(sources, images, output, options, ensemble=ensemble, weights=parse_weights(weights),
+                             csv=csv_path, thresholds=per_class, resume=resume, cleanup=cleanup, execution=execution)
+    finish(summary, describe_predict(summary), cleanup, report, quiet)
