@@ -1,0 +1,431 @@
+"""Soft ensembles of probability stores against a float64 numpy oracle on the full maps."""
+
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hbens.classes import CLASSES
+from hbens.ensemble.soft import (
+    CLIP,
+    HardRule,
+    SoftFuseStats,
+    SoftRule,
+    check_store_classes,
+    classwise_soft_rules,
+    crop_runs,
+    fuse_class,
+    fuse_stores_image,
+    hard_store_rules,
+    rules_metadata,
+    soft_rules,
+    vote_class,
+)
+from hbens.ensemble.vote import VoteRule
+from hbens.errors import HbensError
+from hbens.probabilities import ClassCrop, ProbabilityStore, load_probabilities, quantize, tight_crop, write_store
+from hbens.rle import runs_to_mask
+from hbens.runs import box_to_runs
+from tests.oracles import decode_reference, encode_reference
+
+SHAPE = (48, 64)
+TOLERANCE = 1e-6
+
+
+def random_maps(rng, classes, shape=SHAPE):
+    """Per class a float32 map that is 0 outside a random box (sometimes all 0)."""
+    maps = {}
+    for name in classes:
+        p = np.zeros(shape, np.float32)
+        if rng.random() < 0.9:
+            top, left = rng.integers(0, shape[0] - 1), rng.integers(0, shape[1] - 1)
+            bottom, right = rng.integers(top + 1, shape[0] + 1), rng.integers(left + 1, shape[1] + 1)
+            p[top:bottom, left:right] = rng.random((bottom - top, right - left))
+        maps[name] = p
+    return maps
+
+
+def make_store(path, maps, precision="uint8", shape=SHAPE):
+    crops = [tight_crop(p, (0, 0), precision) for p in maps.values()]
+    write_store(path, crops, shape, precision, classes=tuple(maps), model="test")
+    return str(path)
+
+
+def make_csv(rng, shape=SHAPE):
+    """CSV rows of random masks (some empty)."""
+    return {name: encode_reference(rng.random(shape) < rng.choice([0.0, 0.3, 0.7])) for name in CLASSES}
+
+
+def embed(crop):
+    """A stored crop as the full float map (float32 values, as the store reads them back)."""
+    out = np.zeros(SHAPE)
+    top, left, bottom, right = crop.box
+    values = crop.values.astype(np.float32) / 255 if crop.values.dtype == np.uint8 else crop.values
+    out[top:bottom, left:right] = values
+    return out
+
+
+def full_maps(store_path, rles):
+    """Each input's class maps as the oracle sees them: the whole float32 store, or decoded CSV rows."""
+    if store_path is not None:
+        return dict(zip(ProbabilityStore(store_path).classes, load_probabilities(store_path)))
+    return {name: decode_reference(rle, SHAPE).astype(np.float32) for name, rle in rles.items()}
+
+
+def logit(p):
+    p = np.clip(p, CLIP, 1 - CLIP)
+    return np.log(p / (1 - p))
+
+
+def soft_oracle(maps, members, weights, space, threshold, name):
+    """Weighted mean in float64 over the members that have the class: (fused probability, mask)."""
+    present = [(m, w) for m, w in zip(members, weights) if name in maps[m]]
+    total = sum(w for _, w in present)
+    if space == "prob":
+        fused = sum(w * maps[m][name].astype(np.float64) for m, w in present) / total
+        return fused, fused > threshold
+    mean = sum(w * logit(maps[m][name].astype(np.float64)) for m, w in present) / total
+    with np.errstate(divide="ignore"):
+        cut = np.log(threshold) - np.log1p(-threshold)  # not clipped: +inf at 1
+    return 1 / (1 + np.exp(-mean)), mean > cut
+
+
+def hard_oracle(maps, members, weights, min_weight, threshold, name):
+    """Threshold each member, weighted vote; the vote threshold scaled by the share of weight present."""
+    present = [(m, w) for m, w in zip(members, weights) if name in maps[m]]
+    total = sum(w * (maps[m][name].astype(np.float64) > threshold) for m, w in present)
+    return total > min_weight * sum(w for _, w in present) / sum(weights)
+
+
+def assert_close_to_oracle(ours, expected, fused, threshold):
+    """Masks equal except on pixels whose oracle fused value lies within 1e-6 of the threshold."""
+    differ = ours.astype(bool) != expected
+    assert np.all(np.abs(fused[differ] - threshold) <= TOLERANCE), f"{differ.sum()} pixels differ"
+
+
+def check_soft(result, inputs, rules):
+    maps = [full_maps(path, rles) for path, rles in inputs]
+    assert [name for name, _ in result.rows] == list(CLASSES)
+    for name, rle in result.rows:
+        rule = rules[name]
+        fused, expected = soft_oracle(maps, rule.members, rule.weights, rule.space, rule.threshold, name)
+        assert_close_to_oracle(decode_reference(rle, SHAPE), expected, fused, rule.threshold)
+
+
+def fuse(inputs, rules, keep_crops=False, precision="uint8"):
+    return fuse_stores_image("image1.png", [p for p, _ in inputs], [r for _, r in inputs], rules, shape=SHAPE,
+                             precision=precision, keep_crops=keep_crops)
+
+
+@pytest.fixture
+def stores(tmp_path, rng):
+    """Three stores of all classes: two uint8, one float16."""
+    return [(make_store(tmp_path / f"s{i}.npz", random_maps(rng, CLASSES), precision), None)
+            for i, precision in enumerate(["uint8", "float16", "uint8"])]
+
+
+@pytest.mark.parametrize("weights, threshold", [(None, 0.5), ([1, 2, 3], 0.5), ([0.2, 0.5, 0.3], 0.3),
+                                                ([1, 1, 1], 0.0), ([1, 1, 1], 1.0)])
+def test_weighted_mean_matches_oracle(stores, weights, threshold):
+    rules = soft_rules(3, weights=weights, threshold=threshold)
+    result = fuse(stores, rules)
+    check_soft(result, stores, rules)
+    assert result.stats.rows == 29 and result.stats.partial_rows == 0
+
+
+def test_huge_weights_do_not_overflow(stores):
+    plain = fuse(stores, soft_rules(3))
+    assert fuse(stores, soft_rules(3, weights=[1e308] * 3)).rows == plain.rows
+    assert fuse(stores, soft_rules(3, weights=[1e308, 1e-300, 1e308])).rows == \
+        fuse([stores[0], stores[2]], soft_rules(2)).rows
+
+
+def test_class_weights_and_thresholds(stores):
+    rules = soft_rules(3, weights=[1, 1, 2], class_weights={"Ulna": [5, 1, 1], "finger-3": [1, 0.1, 0.1]},
+                       thresholds={"Ulna": 0.2, "Radius": 0.8, "Pisiform": 0.05}, threshold=0.4)
+    assert rules["Ulna"].weights == (5, 1, 1) and rules["Ulna"].threshold == 0.2
+    assert rules["Capitate"].weights == (1, 1, 2) and rules["Capitate"].threshold == 0.4
+    check_soft(fuse(stores, rules), stores, rules)
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.2, CLIP, 1.0])
+def test_logit_space(stores, threshold):
+    rules = soft_rules(3, weights=[3, 1, 1], space="logit", threshold=threshold)
+    check_soft(fuse(stores, rules), stores, rules)
+
+
+def test_logit_differs_from_prob(stores):
+    assert fuse(stores, soft_rules(3, space="logit")).rows != fuse(stores, soft_rules(3)).rows
+
+
+def test_classwise_picks_subsets_and_scores(stores):
+    scores = [{"Ulna": 0.9, "Radius": 0.5}, {"Ulna": 0.95, "Radius": 0.4}, {"Ulna": 0.1}]
+    rules = classwise_soft_rules(3, picks=["Radius=2", "Lunate=0+2", "finger-1=0+1+2"], scores=scores,
+                                 space="prob", thresholds={"Lunate": 0.3})
+    assert rules["Ulna"].members == (1,) and rules["Radius"].members == (2,) and rules["Capitate"].members == (0,)
+    assert rules["Lunate"] == SoftRule(members=(0, 2), weights=(1, 1), threshold=0.3)
+    result = fuse(stores, rules)
+    check_soft(result, stores, rules)
+    # A single pick is that input's own thresholding.
+    single = dict(zip(ProbabilityStore(stores[2][0]).classes, ProbabilityStore(stores[2][0]).stored_crops()))
+    assert dict(result.rows)["Radius"] == encode_reference(embed(single["Radius"]) > 0.5)
+
+
+@pytest.mark.parametrize("bad", ["Nope=0", "Ulna=3", "Ulna=0+0", "Ulna=x"])
+def test_classwise_bad_picks(bad):
+    with pytest.raises(HbensError, match="--pick"):
+        classwise_soft_rules(3, picks=[bad])
+
+
+@pytest.mark.parametrize("space", ["prob", "logit"])
+def test_mixed_csv_and_store_inputs(stores, rng, space):
+    inputs = [stores[0], (None, make_csv(rng)), stores[1]]
+    del inputs[1][1]["Ulna"]  # an absent CSV row is the empty mask
+    rules = soft_rules(3, weights=[1, 2, 1], space=space)
+    result = fuse(inputs, rules)
+    check_soft(result, [stores[0], (None, {**inputs[1][1], "Ulna": ""}), stores[1]], rules)
+
+
+def test_csv_only_equals_vote(rng):
+    """Two 0/1 maps with equal weights: the mean exceeds 0.5 only where both mark the pixel."""
+    a, b = make_csv(rng), make_csv(rng)
+    result = fuse([(None, a), (None, b)], soft_rules(2))
+    for name, rle in result.rows:
+        both = decode_reference(a[name], SHAPE) & decode_reference(b[name], SHAPE)
+        assert rle == encode_reference(both)
+
+
+def test_partial_class_stores(tmp_path, rng, stores):
+    wrist = CLASSES[19:27]
+    partial = (make_store(tmp_path / "wrist.npz", random_maps(rng, wrist)), None)
+    inputs = [stores[0], partial, stores[2]]
+    rules = soft_rules(3, weights=[1, 4, 1])
+    result = fuse(inputs, rules)
+    check_soft(result, inputs, rules)
+    assert result.stats.partial_rows == 29 - len(wrist)
+    only = fuse([partial], {name: SoftRule(members=(0,), weights=(1,)) for name in wrist})
+    assert [name for name, _ in only.rows] == list(wrist)
+
+
+def test_a_class_no_member_has_is_named(tmp_path, rng, stores):
+    wrist = (make_store(tmp_path / "wrist.npz", random_maps(rng, CLASSES[19:27])), None)
+    with pytest.raises(HbensError, match="class Radius: none of its inputs \\(1\\)"):
+        fuse([stores[0], wrist], classwise_soft_rules(2, picks=["Radius=1"]))
+    with pytest.raises(HbensError, match="Ulna"):
+        check_store_classes([["Radius"], None, ["Radius"]], {"Ulna": SoftRule(members=(0, 2), weights=(1, 1))})
+    check_store_classes([["Radius"], None], {"Ulna": SoftRule(members=(0, 1), weights=(1, 1))})
+    with pytest.raises(HbensError, match="uses input 3 but there are 2"):
+        check_store_classes([None, None], {"Ulna": SoftRule(members=(0, 3), weights=(1, 1))})
+
+
+@pytest.mark.parametrize("kwargs, vote_weights, min_weight", [
+    ({}, [1, 1, 1], 1.5),
+    ({"min_votes": 1}, [1, 1, 1], 0.5),
+    ({"weights": [2, 1, 1], "threshold": 0.3}, [2, 1, 1], 2.0),
+    ({"weights": [2, 1, 1], "min_weight": 1.5, "thresholds": {"Ulna": 0.7}}, [2, 1, 1], 1.5),
+])
+def test_hard_vote_on_stores(tmp_path, rng, stores, kwargs, vote_weights, min_weight):
+    partial = (make_store(tmp_path / "wrist.npz", random_maps(rng, CLASSES[19:27])), None)
+    csv = (None, make_csv(rng))
+    for inputs in (stores, [stores[0], partial, csv]):
+        rules = hard_store_rules(3, **kwargs)
+        result = fuse(inputs, rules)
+        maps = [full_maps(path, rles) for path, rles in inputs]
+        for name, rle in result.rows:
+            threshold = rules[name].threshold
+            expected = hard_oracle(maps, range(3), vote_weights, min_weight, threshold, name)
+            inputs_near = np.zeros(SHAPE, bool)
+            for m in maps:
+                if name in m:
+                    inputs_near |= np.abs(m[name].astype(np.float64) - threshold) <= TOLERANCE
+            differ = decode_reference(rle, SHAPE).astype(bool) != expected
+            assert not (differ & ~inputs_near).any()
+
+
+def test_hard_vote_of_one_store_is_its_thresholding(stores):
+    store = ProbabilityStore(stores[1][0])
+    result = fuse([stores[1]], hard_store_rules(1, threshold=0.3))
+    for (name, rle), crop in zip(result.rows, store.stored_crops()):
+        assert rle == encode_reference(embed(crop) > 0.3)
+
+
+def test_hard_threshold_one_clears_csv_inputs(rng):
+    csv = make_csv(rng)
+    result = fuse([(None, csv), (None, csv)], hard_store_rules(2, min_votes=1, threshold=1.0))
+    assert all(rle == "" for _, rle in result.rows)
+    assert fuse([(None, csv)], hard_store_rules(1, threshold=0.99)).rows == [(name, csv[name]) for name in CLASSES]
+
+
+def test_hard_tie_after_renormalising(tmp_path):
+    """Majority of 3 with one store lacking the class: 1 of the 2 others is not a majority, 2 of 2 is."""
+    one = np.zeros(SHAPE, np.float32)
+    one[2:5, 3:9] = 1
+    both = one.copy()
+    both[10:12, 10:20] = 1
+    a = make_store(tmp_path / "a.npz", {"Ulna": both})
+    b = make_store(tmp_path / "b.npz", {"Ulna": one})
+    c = make_store(tmp_path / "c.npz", {"Radius": one})
+    result = fuse([(a, None), (b, None), (c, None)], {"Ulna": HardRule(vote=VoteRule.make(range(3)))})
+    assert result.rows == [("Ulna", encode_reference(one))]
+
+
+def test_keep_crops_are_storable(tmp_path, stores):
+    rules = soft_rules(3, weights=[1, 2, 1])
+    result = fuse(stores, rules, keep_crops=True, precision="float16")
+    path = tmp_path / "fused.npz"
+    write_store(path, result.crops, SHAPE, "float16", classes=tuple(n for n, _ in result.rows),
+                ensemble=rules_metadata(rules))
+    back = ProbabilityStore(path)
+    assert back.meta["ensemble"]["Ulna"] == {"space": "prob", "members": [0, 1, 2], "weights": [1, 2, 1],
+                                             "threshold": 0.5}
+    maps = [full_maps(p, r) for p, r in stores]
+    for k, name in enumerate(back.classes):
+        fused, _ = soft_oracle(maps, range(3), (1, 2, 1), "prob", 0.5, name)
+        expected = np.where(fused > 1 / 255, fused, 0)
+        assert np.abs(back.class_map(k) - expected).max() <= 2e-3 + 1 / 255
+    assert fuse(stores, rules).crops is None
+    hard = fuse(stores, hard_store_rules(3), keep_crops=True)
+    for (name, rle), crop in zip(hard.rows, hard.crops):
+        assert rle == encode_reference(embed(crop) > 0.5)
+
+
+def test_result_and_task_pickle(stores):
+    result = fuse(stores, soft_rules(3), keep_crops=True)
+    assert pickle.loads(pickle.dumps(result)).rows == result.rows
+    assert pickle.loads(pickle.dumps(fuse_stores_image)) is fuse_stores_image
+    assert pickle.loads(pickle.dumps(soft_rules(3))) == soft_rules(3)
+
+
+def test_stats_add_up(stores):
+    one = fuse(stores, soft_rules(3)).stats
+    total = one + one
+    assert total.images == 2 and total.rows == 58 and total.fused_pixels == 2 * one.fused_pixels
+    assert 0 < one.fused_pixels <= 29 * SHAPE[0] * SHAPE[1]
+    assert SoftFuseStats() + one == one
+
+
+def test_mismatched_shapes_name_the_files(tmp_path, rng, stores):
+    other = make_store(tmp_path / "big.npz", random_maps(rng, CLASSES, (50, 64)), shape=(50, 64))
+    with pytest.raises(HbensError, match="differ in shape") as info:
+        fuse([stores[0], (other, None)], soft_rules(2))
+    assert stores[0][0] in str(info.value) and "big.npz (50x64)" in str(info.value)
+    assert "\n" not in str(info.value)
+    with pytest.raises(HbensError, match="big.npz hold 50x64 maps, expected 48x64"):
+        fuse([(other, None)], soft_rules(1))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: soft_rules(3, weights=[1, 2]), "2 weights for 3 inputs"),
+    (lambda: soft_rules(2, class_weights={"Ulna": [1, 2, 3]}), "3 weights for Ulna, expected one per input"),
+    (lambda: soft_rules(2, class_weights={"Ulnar": [1, 2]}), "unknown class 'Ulnar'"),
+    (lambda: soft_rules(2, thresholds={"Ulnar": 0.4}), "unknown class 'Ulnar'"),
+    (lambda: soft_rules(2, weights=[1, 0]), "positive"),
+    (lambda: soft_rules(2, weights=[1, float("nan")]), "positive"),
+    (lambda: soft_rules(2, threshold=1.5), "threshold must be in"),
+    (lambda: soft_rules(2, space="logits"), "space must be one of"),
+    (lambda: soft_rules(2, space="logit", threshold=0.001), "clipping floor"),
+    (lambda: SoftRule(members=(0, 0), weights=(1, 1)), "distinct"),
+    (lambda: SoftRule(members=(), weights=()), "distinct"),
+    (lambda: SoftRule(members=(0, 1), weights=(1,)), "1 weights for 2 inputs"),
+    (lambda: hard_store_rules(3, weights=[1, 1]), "2 weights for 3 inputs"),
+    (lambda: hard_store_rules(3, threshold=-0.1), "threshold must be in"),
+])
+def test_rule_errors(call, message):
+    with pytest.raises(HbensError, match=message):
+        call()
+
+
+def test_input_errors(stores):
+    rules = soft_rules(2)
+    with pytest.raises(HbensError, match="either a store path or CSV rows"):
+        fuse_stores_image("x.png", [stores[0][0], None], [None, None], rules, shape=SHAPE, keep_crops=False)
+    with pytest.raises(HbensError, match="either a store path or CSV rows"):
+        fuse_stores_image("x.png", [stores[0][0]], [None, {}], rules, shape=SHAPE, keep_crops=False)
+    with pytest.raises(HbensError, match="precision"):
+        fuse(stores[:2], rules, precision="int8")
+    with pytest.raises(HbensError, match="image1.png, Ulna: RLE run 1"):
+        fuse([stores[0], (None, {"Ulna": "0 5"})], rules)
+
+
+# Property tests: fuse_class and vote_class on random crops, boxes and weights.
+
+@st.composite
+def sources(draw):
+    n = draw(st.integers(1, 4))
+    kinds = draw(st.lists(st.sampled_from(["uint8", "float16", "float32", "runs", "empty", "none"]),
+                          min_size=n, max_size=n).filter(lambda k: any(kind != "none" for kind in k)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    weights = draw(st.lists(st.floats(1e-3, 1e3), min_size=n, max_size=n))
+    space = draw(st.sampled_from(["prob", "logit"]))
+    threshold = draw(st.floats(CLIP if space == "logit" else 0, 1))
+    return kinds, seed, weights, space, threshold
+
+
+def make_sources(kinds, seed, shape=(13, 17)):
+    """Sources of one class and the full float maps the oracle sees (None where the input lacks it)."""
+    rng = np.random.default_rng(seed)
+    made, maps = [], []
+    for kind in kinds:
+        if kind == "none":
+            made.append(None)
+            maps.append(None)
+            continue
+        top, left = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+        bottom, right = rng.integers(top, shape[0] + 1), rng.integers(left, shape[1] + 1)
+        full = np.zeros(shape, np.float32)
+        if kind == "runs":
+            mask = rng.random((bottom - top, right - left)) < 0.5
+            made.append(box_to_runs(mask, top, left, shape))
+            maps.append(runs_to_mask(*made[-1], shape).astype(np.float32))
+            continue
+        if kind == "empty":
+            made.append(ClassCrop((0, 0, 0, 0), np.zeros((0, 0), np.uint8)))
+            maps.append(full)
+            continue
+        values = quantize(rng.random((bottom - top, right - left)) ** 2, "uint8" if kind == "uint8" else "float16")
+        if kind == "float32":
+            values = rng.random((bottom - top, right - left)).astype(np.float32)
+        made.append(ClassCrop((top, left, bottom, right), values))
+        full[top:bottom, left:right] = values.astype(np.float32) / 255 if kind == "uint8" else values
+        maps.append(full)
+    return made, maps
+
+
+@settings(max_examples=200, deadline=None)
+@given(sources())
+def test_fuse_class_property(drawn):
+    kinds, seed, weights, space, threshold = drawn
+    shape = (13, 17)
+    made, maps = make_sources(kinds, seed, shape)
+    rule = SoftRule(members=range(len(kinds)), weights=weights, space=space, threshold=threshold)
+    crop = fuse_class(made, rule, shape)
+    fused, expected = soft_oracle([{"c": m} if m is not None else {} for m in maps], rule.members, weights,
+                                  space, threshold, "c")
+    top, left, bottom, right = crop.box
+    outside = 0.0 if space == "prob" else CLIP
+    ours = np.full(shape, outside)
+    ours[top:bottom, left:right] = crop.values
+    assert crop.values.dtype == np.float32
+    assert np.abs(ours - fused).max() <= 1e-7
+    mask = runs_to_mask(*crop_runs(crop, threshold, shape), shape)
+    assert_close_to_oracle(mask, expected, fused, threshold)
+
+
+@settings(max_examples=100, deadline=None)
+@given(sources(), st.integers(1, 4))
+def test_vote_class_property(drawn, min_votes):
+    kinds, seed, _, _, threshold = drawn
+    shape = (13, 17)
+    made, maps = make_sources(kinds, seed, shape)
+    vote = VoteRule.make(range(len(kinds)), min(min_votes, len(kinds)))
+    runs = vote_class(made, HardRule(vote=vote, threshold=threshold), shape)
+    expected = hard_oracle([{"c": m} if m is not None else {} for m in maps], vote.inputs, vote.weights,
+                           vote.threshold, threshold, "c")
+    near = np.zeros(shape, bool)
+    for m in maps:
+        if m is not None:
+            near |= np.abs(m.astype(np.float64) - threshold) <= TOLERANCE
+    differ = runs_to_mask(*runs, shape).astype(bool) != expected
+    assert not (differ & ~near).any()
