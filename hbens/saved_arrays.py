@@ -1,0 +1,550 @@
+"""Arrays that other teams saved per image (``.npy``, ``.npz``, ``.pt``) read as hbens probability crops.
+
+A peer's saved output is one file per image holding a per-class map, in one of a few layouts
+(``(C, H, W)``, ``(H, W, C)``, ``(C, 1, H, W)``, ``(1, C, H, W)``) and kinds (logits,
+probabilities, or probabilities times N as integers), at full or low resolution.  Each layout
+and kind is a named adapter in a registry; :class:`ArrayFormat` names the ones to use where the
+file cannot tell.  Every class is cut to the crop where its probability exceeds
+:data:`~hbens.probabilities.FLOOR` before anything is converted, so a full (29, 2048, 2048)
+float map is never built: a full-size map is converted over its crop only, a low-resolution
+map is resized bilinearly on logits over the crop only (:mod:`hbens.predictors.upsample`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
+from hbens.errors import HbensError
+from hbens.outputs import PathLike, refuse_input
+from hbens.predictors.upsample import source_box, upsample_crop
+from hbens.probabilities import FLOOR, FORMAT, PRECISIONS, ClassCrop, crop_box, tight_crop, write_store
+
+PADDING = 4
+"""Pixels kept around each class's crop (as in ``hbens predict``)."""
+PROBABILITY_CLIP = 1e-6
+"""Probabilities are clipped to [clip, 1 - clip] before taking their logit for resizing."""
+PROBABILITY_SLACK = 1e-3
+"""Probabilities may overshoot [0, 1] by this much (float16 rounding) and still count as probabilities."""
+MESSAGE_LIMIT = 300
+
+
+def _fail(path: PathLike, problem: str) -> HbensError:
+    """A one-line error about ``path``, shortened to :data:`MESSAGE_LIMIT` characters."""
+    text = " ".join(f"{path}: {problem}".split())
+    return HbensError(text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "...")
+
+
+def _listed(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+# ---------------------------------------------------------------------------- kinds
+
+
+@dataclass(frozen=True)
+class Logits:
+    """Values are logits: p = sigmoid(value)."""
+
+    name = "logits"
+
+    def check(self, path: PathLike, low: float, high: float) -> None:
+        """Any finite value is a logit."""
+
+    def floor(self) -> float:
+        """The value at which p equals FLOOR."""
+        return math.log(FLOOR / (1 - FLOOR))
+
+    def probabilities(self, values: np.ndarray) -> np.ndarray:
+        return _sigmoid(values.astype(np.float32))
+
+    def logits(self, values: np.ndarray) -> np.ndarray:
+        return values.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """Values are probabilities times ``scale`` (1 for plain probabilities): p = value / scale."""
+
+    scale: float
+
+    @property
+    def name(self) -> str:
+        return "probs" if self.scale == 1 else f"scaled:{self.scale:g}"
+
+    def check(self, path: PathLike, low: float, high: float) -> None:
+        """Refuse values that are not probabilities times the scale."""
+        slack = PROBABILITY_SLACK * self.scale
+        if low < -slack or high > self.scale + slack:
+            raise _fail(path, f"values in [{low:g}, {high:g}] are not {self.name} (0 to {self.scale:g}); "
+                              "set --kind logits, probs or scaled:N")
+
+    def floor(self) -> float:
+        return FLOOR * self.scale
+
+    def probabilities(self, values: np.ndarray) -> np.ndarray:
+        return np.clip(values.astype(np.float32) / np.float32(self.scale), 0, 1)
+
+    def logits(self, values: np.ndarray) -> np.ndarray:
+        low, high = np.float32(PROBABILITY_CLIP), np.float32(1 - PROBABILITY_CLIP)
+        p = np.clip(self.probabilities(values), low, high)
+        return np.log(p) - np.log1p(-p)
+
+
+Kind = Logits | Scaled
+
+KINDS: dict[str, Callable[[str], Kind]] = {
+    "logits": lambda argument: Logits(),
+    "probs": lambda argument: Scaled(1.0),
+    "scaled": lambda argument: Scaled(float(argument)),
+}
+"""``--kind`` names (``scaled:N`` takes its scale after the colon) to the conversion they stand for."""
+
+AUTO_RULES: tuple[tuple[Callable[[np.dtype, float, float], bool], str], ...] = (
+    (lambda dtype, low, high:
+     dtype.kind == "f" and not -PROBABILITY_SLACK <= low <= high <= 1 + PROBABILITY_SLACK,
+     "logits"),
+    (lambda dtype, low, high: dtype.kind in "fb", "probs"),
+    (lambda dtype, low, high: dtype == np.uint8 and high <= 1, "probs"),
+    (lambda dtype, low, high: dtype == np.uint8, "scaled:255"),
+    (lambda dtype, low, high: dtype == np.uint16 and high > 255, "scaled:10000"),
+)
+"""``--kind auto``: the first rule matching (dtype, min, max) names the kind.  A uint8 map of 0 and 1
+is a mask (probabilities), not probabilities times 255, which would all fall below the floor."""
+
+
+def parse_kind(text: str) -> Kind:
+    """A ``--kind`` value other than ``auto`` (``logits``, ``probs``, ``scaled:N``) as its conversion."""
+    name, _, argument = text.partition(":")
+    factory = KINDS.get(name)
+    try:
+        kind = factory(argument) if factory is not None and bool(argument) == (name == "scaled") else None
+    except ValueError:
+        kind = None
+    if kind is None or (isinstance(kind, Scaled) and not (math.isfinite(kind.scale) and kind.scale > 0)):
+        raise HbensError(f"--kind {text}: valid kinds are auto, logits, probs, scaled:N "
+                         "(N > 0, e.g. scaled:10000)")
+    return kind
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return np.float32(1) / (np.float32(1) + np.exp(-logits))
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArrayFormat:
+    """How to read a folder of saved arrays where the files themselves cannot tell.
+
+    Parameters
+    ----------
+    key
+        The array to read from an ``.npz`` or a dict saved in a ``.pt``; None takes the only one.
+        A ``.npy`` holds one array and ignores it.
+    kind
+        ``auto`` (from the dtype and range), ``logits``, ``probs``, or ``scaled:N`` (integer
+        probabilities times N, e.g. ``scaled:10000``).
+    classes
+        Class names in the file's channel order (a subset of the competition's is allowed).
+    drop_channel
+        A channel of the file to drop (e.g. 0 for nnU-Net's background; negative counts from the
+        end); the others are ``classes``.
+    size
+        Output image size (H, W).  None: the map's own size, or the competition's 2048x2048
+        when the map is smaller (a low-resolution output); a map of another size is resized.
+    """
+
+    key: str | None = None
+    kind: str = "auto"
+    classes: tuple[str, ...] = CLASSES
+    drop_channel: int | None = None
+    size: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "classes", tuple(self.classes))
+        if self.size is not None:
+            object.__setattr__(self, "size", tuple(self.size))
+        if self.kind != "auto":
+            parse_kind(self.kind)
+        unknown = [name for name in self.classes if name not in CLASS_INDEX]
+        if not self.classes or unknown:
+            raise HbensError(f"--classes: unknown class {_listed(unknown or [''], 3)}; "
+                             f"use names like {CLASSES[0]}, {CLASSES[-1]} in the file's channel order")
+        if len(set(self.classes)) != len(self.classes):
+            raise HbensError("--classes: a class is named twice; list each channel's class once")
+        if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
+            raise HbensError(f"--size {self.size}: give a positive height and width")
+        if self.drop_channel is not None and not -self.channels <= self.drop_channel < self.channels:
+            raise HbensError(f"--drop-channel {self.drop_channel}: with {len(self.classes)} classes the file "
+                             f"has channels 0 to {self.channels - 1}")
+
+    @property
+    def channels(self) -> int:
+        """How many channels the file's channel axis has."""
+        return len(self.classes) + (self.drop_channel is not None)
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def _pick(path: Path, names: list[str], key: str | None) -> str:
+    """The array to read: ``key``, or the only one."""
+    if key is not None and key not in names:
+        raise _fail(path, f"no array {key!r}; it holds {_listed(names)}; choose one with --key")
+    if key is None and len(names) != 1:
+        found = f"arrays {_listed(names)}" if names else "no arrays"
+        raise _fail(path, f"holds {found}; choose one with --key")
+    return key if key is not None else names[0]
+
+
+def _read_npy(path: Path, key: str | None) -> tuple[np.ndarray, str | None]:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False), None
+    except (OSError, ValueError, EOFError) as error:
+        raise _fail(path, f"not a readable .npy ({error}); save it with np.save") from None
+
+
+def _read_npz(path: Path, key: str | None) -> tuple[np.ndarray, str | None]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            name = _pick(path, list(archive.files), key)
+            return archive[name], name
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise _fail(path, f"not a readable .npz ({error}); save it with np.savez or choose another --key"
+                    ) from None
+
+
+def _read_torch(path: Path, key: str | None) -> tuple[np.ndarray, str | None]:
+    import torch
+
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if zipfile.is_zipfile(path):
+            raise _fail(path, "holds pickled Python objects, not loaded for safety; "
+                              "torch.save a tensor or a dict of tensors instead") from None
+        raise _fail(path, f"not a readable torch.save file ({str(error).splitlines()[0]})") from None
+    except (OSError, RuntimeError, EOFError) as error:
+        raise _fail(path, f"not a readable torch.save file ({error})") from None
+    if isinstance(loaded, torch.Tensor):
+        tensor, name = loaded, None
+    elif isinstance(loaded, dict):
+        tensors = {str(k): v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
+        name = _pick(path, list(tensors), key)
+        tensor = tensors[name]
+    else:
+        raise _fail(path, f"holds a {type(loaded).__name__}; torch.save a tensor or a dict of tensors")
+    tensor = tensor.detach()
+    return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy(), name
+
+
+READERS: dict[str, Callable[[Path, str | None], tuple[np.ndarray, str | None]]] = {
+    ".npy": _read_npy,
+    ".npz": _read_npz,
+    ".pt": _read_torch,
+    ".pth": _read_torch,
+}
+"""File suffix to its reader: (path, key) -> (array, key read or None)."""
+
+
+def load_array(path: PathLike, *, key: str | None = None) -> tuple[np.ndarray, str | None]:
+    """The one array that ``path`` holds (or its array ``key``) and the key it was read from.
+
+    ``.npy`` is memory-mapped, ``.npz`` read with ``allow_pickle=False``, ``.pt``/``.pth`` with
+    ``torch.load(weights_only=True)`` so that no file can run code.
+    """
+    path = Path(path)
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise _fail(path, f"not a saved array; expected one of {', '.join(READERS)}")
+    if not path.is_file():
+        raise _fail(path, "no such file; check the path")
+    return reader(path, key)
+
+
+# ---------------------------------------------------------------------------- layouts
+
+
+LAYOUTS: dict[str, Callable[[np.ndarray, int], np.ndarray | None]] = {
+    "CHW": lambda a, n: a if a.ndim == 3 and a.shape[0] == n else None,
+    "HWC": lambda a, n: a.transpose(2, 0, 1) if a.ndim == 3 and a.shape[2] == n else None,
+    "C1HW": lambda a, n: a[:, 0] if a.ndim == 4 and a.shape[:2] == (n, 1) else None,
+    "1CHW": lambda a, n: a[0] if a.ndim == 4 and a.shape[:2] == (1, n) else None,
+}
+"""Layout name to an adapter: (array, channels) -> a (channels, H, W) view, or None when it does not
+fit.  The first that fits wins; the channel axis is the one of length ``channels``."""
+
+
+def channels_first(
+    path: PathLike, array: np.ndarray, fmt: ArrayFormat
+) -> tuple[str, np.ndarray, list[int]]:
+    """The layout's name, the (channels, H, W) view of ``array``, and the channel index of each class."""
+    for name, adapter in LAYOUTS.items():
+        view = adapter(array, fmt.channels)
+        if view is not None:
+            break
+    else:
+        dropped = " plus the dropped one" if fmt.drop_channel is not None else ""
+        raise _fail(path, f"shape {array.shape} has no axis of {fmt.channels} channels "
+                          f"({len(fmt.classes)} classes{dropped}); set --classes or --drop-channel "
+                          f"(layouts: {', '.join(LAYOUTS)})")
+    indices = list(range(fmt.channels))
+    if fmt.drop_channel is not None:
+        del indices[fmt.drop_channel]
+    return name, view, indices
+
+
+# ---------------------------------------------------------------------------- values
+
+
+def value_range(path: PathLike, view: np.ndarray, indices: list[int]) -> tuple[float, float]:
+    """Smallest and largest value of the kept channels, one channel at a time; refuse NaN and infinity."""
+    if view.dtype.kind not in "biuf":
+        raise _fail(path, f"holds {view.dtype} values, not numbers; choose another --key")
+    if view[0].size == 0:
+        raise _fail(path, f"holds an empty map {view.shape}; choose another --key")
+    lows, highs = zip(*((float(view[i].min()), float(view[i].max())) for i in indices))
+    if not all(map(math.isfinite, lows + highs)):
+        raise _fail(path, "holds NaN or infinite values; save the model's outputs again")
+    return min(lows), max(highs)
+
+
+def resolve_kind(path: PathLike, kind: str, dtype: np.dtype, low: float, high: float) -> Kind:
+    """The conversion for ``kind`` (detected from dtype and range for ``auto``), checked against the range."""
+    if kind == "auto":
+        kind = next((name for rule, name in AUTO_RULES if rule(dtype, low, high)), "")
+        if not kind:
+            raise _fail(path, f"cannot tell what {dtype} values in [{low:g}, {high:g}] are; "
+                              "set --kind logits, probs or scaled:N")
+    resolved = parse_kind(kind)
+    resolved.check(path, low, high)
+    return resolved
+
+
+# ---------------------------------------------------------------------------- crops
+
+
+def raw_floor(kind: Kind, dtype: np.dtype) -> int | np.floating:
+    """The file's value just below FLOOR, in its own dtype: a box of the raw values above it holds every
+    pixel with p > FLOOR (whatever the rounding of the conversion), and comparing converts nothing."""
+    floor = kind.floor()
+    if dtype.kind in "biu":
+        return math.ceil(floor) - 1
+    below = floor - 1e-4 * max(1.0, abs(floor))
+    value = dtype.type(below)
+    return value if value <= below else np.nextafter(value, dtype.type(-np.inf))
+
+
+def full_size_crops(view: np.ndarray, indices: list[int], kind: Kind, precision: str) -> list[ClassCrop]:
+    """Each class cut to its padded box of p > FLOOR on the raw values, then converted over that box only."""
+    threshold = raw_floor(kind, view.dtype)
+    crops = []
+    for index in indices:
+        channel = view[index]
+        top, left, bottom, right = crop_box(channel, PADDING, threshold)
+        probability = kind.probabilities(channel[top:bottom, left:right])
+        crops.append(tight_crop(probability, (top, left), precision, PADDING))
+    return crops
+
+
+def resized_crops(
+    view: np.ndarray, indices: list[int], kind: Kind, size: tuple[int, int], precision: str
+) -> list[ClassCrop]:
+    """Each class's logits resized bilinearly (half-pixel centres) to ``size`` over its crop only, then
+    turned into probabilities; a class with no value above the floor gets the empty crop."""
+    threshold = raw_floor(kind, view.dtype)
+    crops = []
+    for index in indices:
+        channel = view[index]
+        above = channel > threshold
+        box = source_box(above.any(axis=1), above.any(axis=0), size)
+        if box is None:
+            crops.append(tight_crop(np.zeros((0, 0), np.float32), (0, 0), precision))
+            continue
+        probability = _sigmoid(upsample_crop(kind.logits(channel), size, box))
+        crops.append(tight_crop(probability, box[:2], precision, PADDING))
+    return crops
+
+
+def image_size(shape: tuple[int, int], size: tuple[int, int] | None) -> tuple[int, int]:
+    """The output size: ``size``, else the map's own, or the competition's when the map is smaller."""
+    if size is not None:
+        return size
+    return IMAGE_SHAPE if shape[0] < IMAGE_SHAPE[0] and shape[1] < IMAGE_SHAPE[1] else tuple(shape)
+
+
+# ---------------------------------------------------------------------------- images
+
+
+@dataclass
+class SavedImage:
+    """One image's saved array as hbens crops (full-image coordinates), with where it came from."""
+
+    name: str
+    shape: tuple[int, int]
+    classes: tuple[str, ...]
+    crops: list[ClassCrop]
+    source: str
+
+
+def image_name(path: PathLike) -> str:
+    """The image a saved array belongs to: its stem plus ``.png`` (a stem ending in ``.png`` is kept)."""
+    stem = Path(path).stem
+    return stem if stem.lower().endswith(".png") else f"{stem}.png"
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise HbensError(f"--precision {precision}: valid precisions are {', '.join(PRECISIONS)}")
+
+
+def read_saved_image(
+    path: PathLike, fmt: ArrayFormat = ArrayFormat(), *, precision: str = "uint8"
+) -> SavedImage:
+    """Read one saved array as per-class probability crops in full-image coordinates.
+
+    Module-level and picklable, so that it can run on Dask workers.
+
+    Parameters
+    ----------
+    path
+        A ``.npy``, ``.npz``, ``.pt`` or ``.pth`` file holding one image's per-class map.
+    fmt
+        What the file cannot tell: its key, kind, classes, a channel to drop, the image size.
+    precision
+        The store's precision: ``uint8`` (steps of 1/255) or ``float16``.
+
+    Returns
+    -------
+    SavedImage
+        The image name (file stem + ``.png``), size, classes, quantized crops, and ``source``:
+        file[key], dtype[shape], layout, kind, and any dropped channel or resize.
+
+    Raises
+    ------
+    HbensError
+        One line naming the file and the option that resolves the problem, for any bad input.
+    """
+    _check_precision(precision)
+    path = Path(path)
+    array, key = load_array(path, key=fmt.key)
+    layout, view, indices = channels_first(path, array, fmt)
+    low, high = value_range(path, view, indices)
+    kind = resolve_kind(path, fmt.kind, view.dtype, low, high)
+    own = view.shape[1:]
+    size = image_size(own, fmt.size)
+    if size == own:
+        crops = full_size_crops(view, indices, kind, precision)
+    else:
+        crops = resized_crops(view, indices, kind, size, precision)
+    source = " ".join(
+        [path.name + (f"[{key}]" if key is not None else ""), f"{array.dtype}{list(array.shape)}", layout,
+         kind.name]
+        + ([f"drop:{fmt.drop_channel}"] if fmt.drop_channel is not None else [])
+        + ([f"resized:{own[0]}x{own[1]}->{size[0]}x{size[1]}"] if size != own else [])
+    )
+    return SavedImage(image_name(path), size, tuple(fmt.classes), crops, source)
+
+
+@dataclass
+class ImportStats:
+    """What importing one file wrote."""
+
+    name: str
+    store: Path
+    source: str
+    source_bytes: int
+    store_bytes: int
+    seconds: float
+
+
+def store_path(path: PathLike, output_folder: PathLike) -> Path:
+    """Where the store of a saved array goes: ``output_folder/<image stem>.npz``."""
+    return Path(output_folder) / f"{Path(image_name(path)).stem}.npz"
+
+
+def import_image(
+    path: PathLike, output_folder: PathLike, fmt: ArrayFormat = ArrayFormat(), *, precision: str = "uint8"
+) -> ImportStats:
+    """Read one saved array and write it as an hbens probability store ``output_folder/<stem>.npz``.
+
+    The store's metadata records ``image`` and ``source`` (see :func:`read_saved_image`).
+
+    Returns
+    -------
+    ImportStats
+        The image name, the store's path, the source string, both file sizes and the seconds taken.
+
+    Raises
+    ------
+    HbensError
+        As :func:`read_saved_image`, or when the store would replace the input; nothing is written.
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    out = store_path(path, output_folder)
+    refuse_input(out, [path])
+    image = read_saved_image(path, fmt, precision=precision)
+    write_store(out, image.crops, image.shape, precision, image.classes, image=image.name,
+                source=image.source)
+    return ImportStats(image.name, out, image.source, path.stat().st_size, out.stat().st_size,
+                       time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------------------- folders
+
+
+def is_hbens_store(path: PathLike) -> bool:
+    """True when ``path`` is an ``.npz`` whose ``meta`` says it is an hbens probability store."""
+    if Path(path).suffix.lower() != ".npz":
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return "meta" in archive.files and json.loads(str(archive["meta"])).get("format") == FORMAT
+    except (OSError, ValueError, EOFError, AttributeError, zipfile.BadZipFile):
+        return False
+
+
+def _array_files(folder: Path) -> list[Path]:
+    files = (p for p in folder.rglob("*") if p.suffix.lower() in READERS and not p.name.startswith("."))
+    return sorted((p for p in files if p.is_file()), key=lambda p: p.name)
+
+
+def find_saved_arrays(folder: PathLike) -> list[Path]:
+    """The saved arrays under ``folder`` (recursively; hbens stores left out), sorted by name.
+
+    Raises HbensError when the folder is missing or two files would import to the same image.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HbensError(f"{folder}: no such folder; pass the folder of saved .npy/.npz/.pt files")
+    paths = [path for path in _array_files(folder) if not is_hbens_store(path)]
+    seen: dict[str, Path] = {}
+    for path in paths:
+        name = image_name(path)
+        if name in seen:
+            raise _fail(path, f"also image {name} (as {seen[name]}); keep one file per image")
+        seen[name] = path
+    return paths
+
+
+def is_saved_array_folder(folder: PathLike) -> bool:
+    """True when ``folder`` holds saved arrays (``.npy``, ``.npz``, ``.pt``, ``.pth``) and no hbens store."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return False
+    paths = _array_files(folder)
+    return bool(paths) and not any(is_hbens_store(path) for path in paths)
