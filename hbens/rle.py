@@ -222,12 +222,12 @@ def _read_runs(text, size, flat, starts, lengths):
 
     When ``flat`` is not empty, each run is set to 1 in it as soon as it is checked and nothing
     else is written, so ``flat`` must come zeroed: a fresh ``np.zeros`` array is untouched zero
-    pages, and writing only the runs faults in only the pages that they cover (about a tenth of
-    a bone mask's), where writing every pixel would fault in all of them.  Otherwise the runs are
-    stored 0-based in ``starts`` and ``lengths`` (room for ``len(text) // 4 + 1`` runs).  Returns
-    ``(error_code, value)``: the number of runs when valid, else the index of the bad token.  The
-    tokenizer is written out in this one loop: numba's calls to tuple-returning helpers made
-    decoding twice as slow.
+    pages, and writing only the runs faults in only the pages that they cover (about a tenth of a
+    real bone mask's 4 kB pages), where writing every pixel would fault in all of them.
+    Otherwise the runs are stored 0-based in ``starts`` and ``lengths`` (room for
+    ``len(text) // 4 + 1`` runs).  Returns ``(error_code, value)``: the number of runs when valid,
+    else the index of the bad token.  The tokenizer is written out in this one loop: numba's calls
+    to tuple-returning helpers made decoding twice as slow.
     """
     fill = flat.size > 0
     n = len(text)
@@ -394,9 +394,9 @@ def decode(rle: object, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
     """Decode an RLE string (empty, None or NaN = empty mask) into a uint8 0/1 mask.
 
     The mask is allocated zeroed and only its runs are written.  A caller that keeps its masks
-    gets fresh zero pages from the system and faults in only those the runs cover; one that
-    drops each mask gets recycled memory, which calloc zeroes in a single pass, as fast as
-    writing every pixel would be.
+    gets fresh zero pages from the system and faults in only those that the runs cover; one that
+    drops each mask gets recycled memory, which calloc zeroes in one pass, about as fast as
+    writing every pixel.
     """
     text = _ascii(rle)
     flat = np.zeros(shape[0] * shape[1], np.uint8)
