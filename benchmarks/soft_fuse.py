@@ -33,12 +33,13 @@ BAND = 1e-6
 def run_hbens(images, paths, out) -> None:
     from hbens.classes import IMAGE_SHAPE
     from hbens.ensemble.soft import fuse_stores_image, soft_rules
+    from hbens.maps import MapFile
 
     n = len(paths[0])
     rules = soft_rules(n, weights=WEIGHTS[:n], threshold=THRESHOLD)
     rows = {}
     for image, image_paths in zip(images, paths):
-        result = fuse_stores_image(image, image_paths, [None] * n, rules, shape=IMAGE_SHAPE, keep_crops=False)
+        result = fuse_stores_image(image, [MapFile(str(p)) for p in image_paths], [None] * n, rules, shape=IMAGE_SHAPE, keep_crops=False)
         rows.update(((image, name), rle) for name, rle in result.rows)
     Path(out).write_bytes(pickle.dumps(rows))
 

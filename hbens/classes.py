@@ -30,26 +30,58 @@ def canonical_key(image_name: str, class_name: str) -> tuple[str, int]:
     return image_name, CLASS_INDEX[class_name]
 
 
-def read_class_values(path: str, column: str, written_by: str = "") -> dict[str, float]:
-    """A ``class,<column>`` CSV of one number per class; raise HbensError naming the line on bad rows."""
-    import csv
+def read_class_values(
+    path: str, column: str, written_by: str = "", *, bounds: tuple[float, float] = (0.0, 1.0)
+) -> dict[str, float]:
+    """A ``class,<column>`` CSV of one number per class, each finite and within ``bounds``.
 
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            rows = list(csv.reader(handle))
-    except OSError as error:
-        raise HbensError(f"{path}: cannot read ({error.strerror}); check the path") from None
+    Raise HbensError naming the line on a bad row, an unknown or repeated class, or a value that is
+    not a number in range (NaN included).
+    """
+    from hbens.settings import clip, read_csv_rows
+
+    rows = read_csv_rows(path)
     if not rows or [c.strip() for c in rows[0][:2]] != ["class", column]:
         hint = f" (as written by {written_by})" if written_by else ""
         raise HbensError(located(path, 1, f"expected the header class,{column}{hint}"))
+    low, high = bounds
     values = {}
     for number, row in enumerate(rows[1:], start=2):
         if not row:
             continue
         if len(row) < 2 or row[0] not in CLASS_INDEX:
-            raise HbensError(located(path, number, f"expected 'class,{column}' with a known class, got {','.join(row)!r}"))
+            shown = clip(repr(",".join(row)), limit=60)
+            problem = f"expected 'class,{column}' with a known class, got {shown}"
+            raise HbensError(located(path, number, problem))
+        if row[0] in values:
+            raise HbensError(located(path, number, f"{row[0]} is given twice; give one row per class"))
         try:
-            values[row[0]] = float(row[1])
+            value = float(row[1])
         except ValueError:
-            raise HbensError(located(path, number, f"{column} {row[1]!r} is not a number")) from None
+            shown = clip(repr(row[1]), limit=40)
+            raise HbensError(located(path, number, f"{column} {shown} is not a number")) from None
+        if not low <= value <= high:
+            problem = f"{column} {clip(row[1].strip(), limit=40)} of {row[0]} is not in [{low:g}, {high:g}]"
+            raise HbensError(located(path, number, problem))
+        values[row[0]] = value
     return values
+
+
+def read_class_names(path: str) -> list[str]:
+    """Class names in a file's order (one per line or comma-separated), each known and given once.
+
+    Used for the channel order of another pipeline's saved arrays.
+    """
+    from hbens.settings import clip, read_text
+
+    names = [name.strip() for line in read_text(path).splitlines() for name in line.split(",") if name.strip()]
+    if not names:
+        raise HbensError(f"{path}: no class names; write one class name per line, in channel order")
+    unknown = [name for name in names if name not in CLASS_INDEX]
+    if unknown:
+        raise HbensError(f"{path}: unknown class {clip(repr(unknown[0]), limit=40)}; valid classes: "
+                         f"{', '.join(CLASSES[:3])}, ... ({len(CLASSES)} in all)")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise HbensError(f"{path}: {repeated[0]} is listed twice; list each class once")
+    return names

@@ -106,6 +106,44 @@ def score_submission(prediction: str, ground_truth: str, missing: str = "error")
     return table
 
 
+def score_maps(
+    folder: str,
+    ground_truth: str,
+    *,
+    thresholds: dict[str, float] | None = None,
+    threshold: float = 0.5,
+    array_format=None,
+    missing: str = "error",
+) -> DiceTable:
+    """Dice of each (image, class) of a folder of probability maps (hbens stores or saved arrays)
+    thresholded at ``threshold`` (or per class ``thresholds``), against the ground truth.
+
+    A class the maps do not have, or an image they lack with ``missing="empty"``, scores as an
+    empty mask.
+    """
+    from hbens.annotations import GroundTruth
+    from hbens.errors import HbensError
+    from hbens.maps import open_map_folder
+    from hbens.probabilities import crop_runs
+    from hbens.runs import EMPTY_RUNS
+
+    truth = GroundTruth(ground_truth)
+    maps = open_map_folder(folder, array_format)
+    absent = [image for image in truth.images if image not in maps.files]
+    if absent and missing != "empty":
+        raise HbensError(f"{folder}: no maps for {len(absent)} image(s) of the ground truth, e.g. "
+                         f"{', '.join(absent[:3])}; pass --missing empty to score them as empty masks")
+    limits = {name: (thresholds or {}).get(name, threshold) for name in CLASSES}
+    table = empty_table(truth.images)
+    for i, (image, truth_runs) in enumerate(truth):
+        read = maps.files[image].read() if image in maps.files else None
+        for c, name in enumerate(CLASSES):
+            crop = read.crop(name) if read is not None else None
+            runs = crop_runs(crop, read.shape, limits[name]) if crop is not None else EMPTY_RUNS
+            table.values[i, c] = dice_runs(runs, truth_runs[name])
+    return table
+
+
 def write_scores(path: str, table: DiceTable, inputs: tuple[str, ...] = ()) -> None:
     """Write per-class Dice as ``class,dice`` rows (the format ``hbens fuse --scores`` reads)."""
     from hbens.outputs import atomic_open
@@ -123,8 +161,24 @@ def read_scores(path: str) -> dict[str, float]:
     return read_class_values(path, "dice", "hbens score --out")
 
 
+PLOT_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", "": "png"}
+"""Chart formats by file suffix (no suffix: PNG)."""
+
+
+def plot_format(path: str) -> str:
+    """The chart format of ``path`` by its suffix; HbensError for a suffix no writer here honours."""
+    from pathlib import Path
+
+    from hbens.errors import HbensError
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in PLOT_FORMATS:
+        raise HbensError(f"--plot {path}: cannot write {suffix} charts; use .png, .pdf or .svg")
+    return PLOT_FORMATS[suffix]
+
+
 def plot_scores(path: str, table: DiceTable, inputs: tuple[str, ...] = ()) -> None:
-    """Save a per-class Dice bar chart."""
+    """Save a per-class Dice bar chart (PNG, PDF or SVG by the suffix of ``path``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,6 +186,7 @@ def plot_scores(path: str, table: DiceTable, inputs: tuple[str, ...] = ()) -> No
 
     from hbens.outputs import atomic_path
 
+    chart_format = plot_format(path)
     figure, axes = plt.subplots(figsize=(12, 4))
     axes.bar(range(len(table.classes)), table.per_class, color="steelblue")
     axes.axhline(table.mean, color="firebrick", linestyle="--", label=f"mean {table.mean:.4f}")
@@ -141,5 +196,5 @@ def plot_scores(path: str, table: DiceTable, inputs: tuple[str, ...] = ()) -> No
     axes.legend(loc="lower left")
     figure.tight_layout()
     with atomic_path(path, inputs) as temp:
-        figure.savefig(temp, format=path.rsplit(".", 1)[-1] if "." in path else "png", dpi=120)
+        figure.savefig(temp, format=chart_format, dpi=120)
     plt.close(figure)

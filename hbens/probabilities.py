@@ -126,7 +126,8 @@ def _damaged(path: PathLike, problem: str) -> HbensError:
 
 
 def _check_meta(meta: object, path: PathLike) -> dict:
-    """The store's metadata; HbensError unless format, version, classes, shape and precision are sound."""
+    """The store's metadata; HbensError unless format, version, classes, shape, precision and image
+    name are sound."""
     if not isinstance(meta, dict):
         raise _damaged(path, "meta is not a JSON object")
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
@@ -149,6 +150,8 @@ def _check_meta(meta: object, path: PathLike) -> dict:
     if meta.get("precision") not in PRECISIONS:
         precision = clip(meta.get("precision"), limit=40)
         raise _damaged(path, f"meta precision {precision} is not one of {', '.join(PRECISIONS)}")
+    if not isinstance(meta.get("image", ""), str):
+        raise _damaged(path, f"meta image {clip(meta['image'], limit=40)} is not an image file name")
     return meta
 
 
@@ -285,17 +288,21 @@ def is_valid_store(path: PathLike) -> bool:
     return True
 
 
+def crop_runs(crop: ClassCrop, shape: tuple[int, int], threshold: float):
+    """Runs, in the frame of ``shape``, of ``probability > threshold`` over a class's crop.
+
+    The comparison is the one of every hbens output: float32 values against a float32 threshold.
+    """
+    from hbens.runs import EMPTY_RUNS, box_to_runs
+
+    if crop.values.size == 0:
+        return EMPTY_RUNS
+    top, left, _, _ = crop.box
+    return box_to_runs(dequantize(crop.values) > np.float32(threshold), top, left, shape)
+
+
 def crops_to_rles(crops: Sequence[ClassCrop], shape: tuple[int, int], thresholds: Sequence[float]) -> list[str]:
     """Submission RLE of each class's crop: probability > threshold (stored or float values)."""
     from hbens.rle import runs_to_string
-    from hbens.runs import box_to_runs
 
-    rles = []
-    for crop, threshold in zip(crops, thresholds):
-        if crop.values.size == 0:
-            rles.append("")
-            continue
-        top, left, _, _ = crop.box
-        mask = dequantize(crop.values) > np.float32(threshold)
-        rles.append(runs_to_string(*box_to_runs(mask, top, left, shape)))
-    return rles
+    return [runs_to_string(*crop_runs(crop, shape, threshold)) for crop, threshold in zip(crops, thresholds)]

@@ -25,6 +25,7 @@ from hbens.ensemble.soft import (
 )
 from hbens.ensemble.vote import VoteRule
 from hbens.errors import HbensError
+from hbens.maps import MapFile
 from hbens.probabilities import ClassCrop, ProbabilityStore, load_probabilities, quantize, tight_crop, write_store
 from hbens.rle import runs_to_mask
 from hbens.runs import box_to_runs
@@ -115,7 +116,8 @@ def check_soft(result, inputs, rules):
 
 
 def fuse(inputs, rules, keep_crops=False, precision="uint8"):
-    return fuse_stores_image("image1.png", [p for p, _ in inputs], [r for _, r in inputs], rules, shape=SHAPE,
+    maps = [MapFile(str(p)) if p is not None else None for p, _ in inputs]
+    return fuse_stores_image("image1.png", maps, [r for _, r in inputs], rules, shape=SHAPE,
                              precision=precision, keep_crops=keep_crops)
 
 
@@ -339,10 +341,10 @@ def test_rule_errors(call, message):
 
 def test_input_errors(stores):
     rules = soft_rules(2)
-    with pytest.raises(HbensError, match="either a store path or CSV rows"):
-        fuse_stores_image("x.png", [stores[0][0], None], [None, None], rules, shape=SHAPE, keep_crops=False)
-    with pytest.raises(HbensError, match="either a store path or CSV rows"):
-        fuse_stores_image("x.png", [stores[0][0]], [None, {}], rules, shape=SHAPE, keep_crops=False)
+    with pytest.raises(HbensError, match="either a map file or CSV rows"):
+        fuse_stores_image("x.png", [MapFile(str(stores[0][0])), None], [None, None], rules, shape=SHAPE, keep_crops=False)
+    with pytest.raises(HbensError, match="either a map file or CSV rows"):
+        fuse_stores_image("x.png", [MapFile(str(stores[0][0]))], [None, {}], rules, shape=SHAPE, keep_crops=False)
     with pytest.raises(HbensError, match="precision"):
         fuse(stores[:2], rules, precision="int8")
     with pytest.raises(HbensError, match="image1.png, Ulna: RLE run 1"):
@@ -429,3 +431,67 @@ def test_vote_class_property(drawn, min_votes):
             near |= np.abs(m.astype(np.float64) - threshold) <= TOLERANCE
     differ = runs_to_mask(*runs, shape).astype(bool) != expected
     assert not (differ & ~near).any()
+
+
+def write_folders(tmp_path, rng, n_images=3):
+    """Two store folders and a CSV over the same images, and the first folder as saved uint16 arrays."""
+    from hbens.submission import write_submission
+
+    folders = [tmp_path / "a", tmp_path / "b"]
+    arrays = tmp_path / "a-arrays"
+    for folder in [*folders, arrays]:
+        folder.mkdir()
+    rows = {}
+    for i in range(n_images):
+        image = f"image{i}.png"
+        for k, folder in enumerate(folders):
+            maps = random_maps(rng, CLASSES)
+            crops = [tight_crop(p, (0, 0)) for p in maps.values()]
+            write_store(folder / f"image{i}.npz", crops, SHAPE, image=image)
+            if k == 0:
+                stored = np.stack([np.rint(np.clip(p, 0, 1) * 255) / 255 for p in maps.values()])
+                np.savez_compressed(arrays / f"image{i}.npz", output=np.rint(stored * 10000).astype(np.uint16))
+        rows.update({(image, name): rle for name, rle in make_csv(rng).items()})
+    write_submission(tmp_path / "c.csv", rows)
+    return [str(f) for f in folders], str(arrays), str(tmp_path / "c.csv")
+
+
+def test_fuse_inputs_streams_folders_and_csvs_like_the_per_image_task(tmp_path, rng):
+    from hbens.ensemble.soft import fuse_inputs
+    from hbens.maps import open_map_folder
+    from hbens.pipeline import Execution
+    from hbens.saved_arrays import ArrayFormat
+    from hbens.submission import read_submission
+
+    folders, arrays, csv = write_folders(tmp_path, rng)
+    rules = soft_rules(3, weights=[2, 1, 1], threshold=0.4)
+    summary = fuse_inputs([*folders, csv], tmp_path / "out.csv", rules, stores=tmp_path / "fused")
+    assert summary.rows == 3 * len(CLASSES) and summary.stats.fuse.images == 3
+    fused = read_submission(tmp_path / "out.csv")
+    for i in range(3):
+        image = f"image{i}.png"
+        rles = {name: fused[(image, name)] for name in CLASSES}
+        inputs = [(f"{folders[0]}/image{i}.npz", None), (f"{folders[1]}/image{i}.npz", None),
+                  (None, {name: read_submission(csv)[(image, name)] for name in CLASSES})]
+        check_soft(type("R", (), {"rows": list(rles.items())}), inputs, rules)
+        store = ProbabilityStore(tmp_path / "fused" / f"image{i}.npz")
+        assert store.meta["image"] == image and store.meta["rules"]["Ulna"]["weights"] == [2, 1, 1]
+    assert open_map_folder(tmp_path / "fused").kind == "hbens stores"
+    threads = fuse_inputs([*folders, csv], tmp_path / "threads.csv", rules, execution=Execution(workers=2))
+    assert (tmp_path / "threads.csv").read_bytes() == (tmp_path / "out.csv").read_bytes()
+    assert threads.stats.fuse == summary.stats.fuse
+    fmt = ArrayFormat(size=SHAPE)
+    fuse_inputs([arrays, folders[1], csv], tmp_path / "arrays.csv", rules, array_format=fmt)
+    assert (tmp_path / "arrays.csv").read_bytes() == (tmp_path / "out.csv").read_bytes()
+
+
+def test_fuse_inputs_refuses_misaligned_folders(tmp_path, rng):
+    from hbens.ensemble.soft import fuse_inputs
+
+    folders, _, csv = write_folders(tmp_path, rng, 2)
+    (tmp_path / "b" / "image1.npz").unlink()
+    with pytest.raises(HbensError, match="lacks 1 image\\(s\\) that other inputs have, e.g. image1.png"):
+        fuse_inputs([*folders, csv], tmp_path / "o.csv", soft_rules(3))
+    assert not (tmp_path / "o.csv").exists()
+    summary = fuse_inputs([*folders, csv], tmp_path / "o.csv", soft_rules(3), missing="empty")
+    assert summary.rows == 2 * len(CLASSES)

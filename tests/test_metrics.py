@@ -87,3 +87,59 @@ def test_scores_file_round_trip_and_errors(tmp_path, example):
     path.write_text("class,dice\nUlna,high\n")
     with pytest.raises(HbensError, match=":2: dice 'high' is not a number"):
         read_scores(str(path))
+
+
+def stores_of_truth(folder, gt, value=0.8):
+    """A folder of hbens stores holding each ground-truth mask at probability ``value``."""
+    from hbens.annotations import GroundTruth
+    from hbens.probabilities import ClassCrop, quantize, write_store
+    from hbens.runs import runs_bounds, runs_to_box
+
+    folder.mkdir()
+    for image, runs in GroundTruth(gt):
+        crops = []
+        for name in CLASSES:
+            box = runs_bounds(runs[name]) or (0, 0, 0, 0)
+            crops.append(ClassCrop(box, quantize(runs_to_box(runs[name], box) * value)))
+        write_store(folder / image.replace(".png", ".npz"), crops, (2048, 2048), image=image)
+    return folder
+
+
+def test_score_maps_thresholds_the_stores(tmp_path, example):
+    from click.testing import CliRunner
+
+    from hbens.cli import cli
+    from hbens.metrics import score_maps
+
+    gt, _ = example
+    stores = stores_of_truth(tmp_path / "stores", gt)
+    assert score_maps(str(stores), str(gt)).mean == 1.0
+    above = score_maps(str(stores), str(gt), threshold=0.9)
+    assert above.mean == 0.0
+    (tmp_path / "t.csv").write_text("class,threshold\nUlna,0.9\n")
+    result = CliRunner().invoke(cli, ["score", str(stores), "--gt", str(gt), "--thresholds", str(tmp_path / "t.csv")])
+    assert result.exit_code == 0, result.output
+    assert "Ulna         0.0000" in result.output and "Radius       1.0000" in result.output
+    (stores / next(p.name for p in stores.iterdir())).unlink()
+    with pytest.raises(HbensError, match="no maps for 1 image\\(s\\) of the ground truth"):
+        score_maps(str(stores), str(gt))
+    assert score_maps(str(stores), str(gt), missing="empty").mean < 1.0
+
+
+def test_cli_soft_fuse_of_store_folders_writes_stores_that_crf_and_score_read(tmp_path, example):
+    from click.testing import CliRunner
+
+    from hbens.cli import cli
+
+    gt, csvs = example
+    a = stores_of_truth(tmp_path / "a", gt, 0.8)
+    b = stores_of_truth(tmp_path / "b", gt, 0.3)
+    run = CliRunner().invoke
+    result = run(cli, ["fuse", str(a), str(b), "-o", str(tmp_path / "f.csv"), "--stores", str(tmp_path / "fused"),
+                       "--weights", "1,3", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert score_submission(str(tmp_path / "f.csv"), str(gt)).mean == 0.0
+    result = run(cli, ["fuse", str(a), str(b), str(csvs[0]), "-o", str(tmp_path / "g.csv"), "--threshold", "0.4"])
+    assert result.exit_code == 0 and "rows from 3 inputs" in result.output, result.output
+    result = run(cli, ["score", str(tmp_path / "fused"), "--gt", str(gt), "--threshold", "0.4"])
+    assert result.exit_code == 0 and result.output.splitlines()[-1].startswith("mean         1.0000")

@@ -2,11 +2,63 @@
 
 from __future__ import annotations
 
+import math
 import sys
+from pathlib import Path
+from typing import Sequence
 
 import click
 
+from hbens.paths import Named
+
 existing_file = click.Path(exists=True, dir_okay=False)
+
+OUTPUTS = "hbens.outputs"
+"""Key of ``ctx.meta`` holding the paths a command writes (for naming them when a write fails)."""
+
+
+class FiniteFloat(click.FloatRange):
+    """A :class:`click.FloatRange` that also refuses NaN (which compares false with any bound) and
+    the infinities."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+probability = FiniteFloat(0, 1)
+"""A probability: a finite number in [0, 1]."""
+
+positive = FiniteFloat(0, min_open=True)
+"""A finite number > 0."""
+
+non_negative = FiniteFloat(0)
+"""A finite number >= 0."""
+
+
+class Weights(click.ParamType):
+    """Comma-separated weights, e.g. ``2,1,1``: each a finite number > 0."""
+
+    name = "weights"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        from hbens.settings import clip, examples
+
+        try:
+            weights = tuple(float(part) for part in value.split(","))
+        except ValueError:
+            self.fail(f"{clip(repr(value), limit=60)}: expected comma-separated numbers such as 2,1,1", param, ctx)
+        bad = [weight for weight in weights if not (math.isfinite(weight) and weight > 0)]
+        if bad:
+            self.fail(f"{examples(bad)}: every weight must be a finite number > 0", param, ctx)
+        return weights
+
+
+weight_list = Weights()
 
 
 def clean_options(command=None, classes_flag: str = "--classes", config_flags: tuple[str, ...] = ("--clean-config",)):
@@ -39,7 +91,9 @@ def cleanup_from_options(min_area, keep, largest, fill_holes, connectivity, clea
     if largest and keep is not None:
         raise click.UsageError("give --largest or --keep, not both")
     defaults = CleanConfig(min_area, 1 if largest else keep, fill_holes, int(connectivity))
-    classes = [c.strip() for c in clean_classes.split(",")] if clean_classes else None
+    classes = None if clean_classes is None else [c.strip() for c in clean_classes.split(",")]
+    if classes is not None and not all(classes):
+        raise click.UsageError(f"class list {clean_classes!r} has an empty name; give names such as Pisiform,Ulna")
     return active_cleanup(clean_configs(defaults, classes, clean_config)) or None
 
 
@@ -72,13 +126,32 @@ def class_thresholds(threshold: float, thresholds: str | None) -> list[float]:
     return [per_class.get(name, threshold) for name in CLASSES]
 
 
-def refuse_inputs(outputs: tuple[str | None, ...], inputs) -> None:
-    """Fail before any work when an output path names an input."""
-    from hbens.outputs import refuse_input
+def files_under(option: str, folder: str | None) -> list[Named]:
+    """Every file below an input ``folder``, named by its option: no output may replace one of them."""
+    if folder is None or not Path(folder).is_dir():
+        return []
+    return [(option, path) for path in sorted(Path(folder).rglob("*")) if path.is_file()]
 
-    for output in outputs:
-        if output:
-            refuse_input(output, list(inputs))
+
+def guard_paths(*, reads: Sequence[Named], writes: Sequence[Named] = (), folder_writes: Sequence[Named] = ()) -> None:
+    """Refuse, before any work, an output that is an input or another output (see
+    :func:`hbens.paths.check_paths`), and remember the outputs so that a failed write names them."""
+    from hbens.paths import check_paths
+
+    check_paths(reads, writes, folder_writes=folder_writes)
+    outputs = [str(path) for _, path in (*writes, *folder_writes) if path is not None]
+    click.get_current_context().meta[OUTPUTS] = outputs
+
+
+def refuse_repeated(option: str, paths: Sequence[str]) -> None:
+    """UsageError when two of ``paths`` name the same file: each input counts once (--weights counts more)."""
+    from hbens.paths import same_file
+
+    for number, path in enumerate(paths):
+        for earlier in paths[:number]:
+            if same_file(earlier, path):
+                raise click.UsageError(f"{option} {earlier} and {path} are the same file; give each input once "
+                                       "(to count one more, use --weights)")
 
 
 def finish(summary, description: str, cleanup, report: str | None, quiet: bool, inputs: tuple = ()) -> None:
@@ -97,12 +170,29 @@ def finish(summary, description: str, cleanup, report: str | None, quiet: bool, 
         sys.exit(1)
 
 
-def parse_weights(text: str | None) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(w) for w in text.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: expected comma-separated numbers such as 1,2,1") from None
+def array_options(command):
+    """How to read folders of saved arrays from other pipelines: ``--key``, ``--kind``, ``--classes``,
+    ``--drop-channel`` (ignored for hbens stores)."""
+    options = [
+        click.option("--key", help="Saved arrays: the array's name in .npz/.pt files holding several."),
+        click.option("--kind", default="auto", show_default=True, metavar="auto|logits|probs|scaled:N",
+                     help="Saved arrays: what the values are (auto: float outside [0,1] = logits, uint16 = x10000, "
+                          "uint8 = x255)."),
+        click.option("--classes", "array_classes", type=existing_file,
+                     help="Saved arrays: FILE of the class names in channel order (one per line or comma-separated) "
+                          "[default: the competition's 29]."),
+        click.option("--drop-channel", type=click.IntRange(min=0),
+                     help="Saved arrays: drop this channel first (e.g. 0 for nnU-Net's background)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
+def array_format_from_options(key, kind, array_classes, drop_channel):
+    """The :class:`~hbens.saved_arrays.ArrayFormat` of the array options."""
+    from hbens.classes import CLASSES, read_class_names
+    from hbens.saved_arrays import ArrayFormat
+
+    classes = read_class_names(array_classes) if array_classes else CLASSES
+    return ArrayFormat(key=key, kind=kind, classes=tuple(classes), drop_channel=drop_channel)

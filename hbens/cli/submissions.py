@@ -6,7 +6,15 @@ import sys
 
 import click
 
-from hbens.cli.options import existing_file
+from hbens.cli.options import (
+    FiniteFloat,
+    array_format_from_options,
+    array_options,
+    existing_file,
+    files_under,
+    guard_paths,
+    probability,
+)
 from hbens.errors import HbensError
 
 
@@ -16,6 +24,7 @@ def check(submission: str) -> None:
     """Validate SUBMISSION: header, 29 classes per image, every RLE."""
     from hbens.submission import check_submission
 
+    guard_paths(reads=[("SUBMISSION", submission)])
     report = check_submission(submission)
     for problem in report.problems:
         click.echo(str(problem))
@@ -27,18 +36,40 @@ def check(submission: str) -> None:
 
 
 @click.command()
-@click.argument("prediction", type=existing_file)
+@click.argument("prediction", type=click.Path(exists=True))
 @click.option("--gt", "ground_truth", required=True, type=click.Path(exists=True),
               help="Folder of annotation JSONs (outputs_json) or a ground-truth CSV.")
+@click.option("--threshold", type=probability, default=0.5, show_default=True,
+              help="Maps: foreground where the probability exceeds this.")
+@click.option("--thresholds", type=existing_file, help="Maps: per-class thresholds, CSV class,threshold.")
 @click.option("--out", "out_csv", type=click.Path(dir_okay=False), help="Write per-class Dice as class,dice.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Save a per-class Dice bar chart (PNG).")
 @click.option("--missing", type=click.Choice(["error", "empty"]), default="error", show_default=True,
               help="Rows absent from PREDICTION: an error, or empty masks.")
-def score(prediction: str, ground_truth: str, out_csv: str | None, plot: str | None, missing: str) -> None:
-    """Per-class and mean Dice of PREDICTION against the ground truth."""
-    from hbens.metrics import plot_scores, score_submission, write_scores
+@array_options
+def score(prediction: str, ground_truth: str, threshold: float, thresholds: str | None, out_csv: str | None,
+          plot: str | None, missing: str, key, kind, array_classes, drop_channel) -> None:
+    """Per-class and mean Dice of PREDICTION against the ground truth.
 
-    table = score_submission(prediction, ground_truth, missing)
+    PREDICTION is a submission CSV or a folder of probability maps (hbens stores or saved arrays),
+    thresholded at --threshold.
+    """
+    from pathlib import Path
+
+    from hbens.classes import read_class_values
+    from hbens.metrics import plot_format, plot_scores, score_maps, score_submission, write_scores
+
+    guard_paths(reads=[("PREDICTION", prediction), ("--gt", ground_truth), *files_under("--gt", ground_truth),
+                       ("--thresholds", thresholds), ("--classes", array_classes)],
+                writes=[("--out", out_csv), ("--plot", plot)])
+    if plot:
+        plot_format(plot)
+    if Path(prediction).is_dir():
+        table = score_maps(prediction, ground_truth, threshold=threshold, missing=missing,
+                           thresholds=read_class_values(thresholds, "threshold") if thresholds else None,
+                           array_format=array_format_from_options(key, kind, array_classes, drop_channel))
+    else:
+        table = score_submission(prediction, ground_truth, missing)
     for name, value in zip(table.classes, table.per_class):
         click.echo(f"{name:<12} {value:.4f}")
     click.echo(f"{'mean':<12} {table.mean:.4f}   ({len(table.images)} images)")
@@ -55,13 +86,17 @@ def score(prediction: str, ground_truth: str, out_csv: str | None, plot: str | N
 @click.option("--image", "image_name", help="Which image to draw [default: the first].")
 @click.option("--images", type=click.Path(exists=True, file_okay=False),
               help="Folder of the PNGs, to draw the masks over the X-ray.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
-@click.option("--scale", type=float, default=0.5, show_default=True, help="Size of the picture relative to the image.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Picture to write (.png or .jpg).")
+@click.option("--scale", type=FiniteFloat(0, 4, min_open=True), default=0.5, show_default=True,
+              help="Size of the picture relative to the image, in (0, 4].")
 def show(submission, image_name, images, output, scale) -> None:
     """Draw one image's masks from SUBMISSION, each class in its color."""
-    from hbens.pictures import overlay, save_picture
+    from hbens.pictures import overlay, picture_suffix, save_picture
     from hbens.submission import scan_submission
 
+    guard_paths(reads=[("SUBMISSION", submission), ("--images", images), *files_under("--images", images)],
+                writes=[("-o", output)])
+    picture_suffix(output)
     index = scan_submission(submission)
     if not index.images:
         raise HbensError(f"{submission}: no rows to draw")

@@ -16,17 +16,25 @@ value lies within 3e-8 of the threshold.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from fractions import Fraction
 from typing import Callable, Sequence
 
 import numpy as np
 
-from hbens.classes import CLASS_INDEX, CLASSES
+from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
 from hbens.ensemble.fuse import classwise_rules, hard_rules
 from hbens.ensemble.vote import VoteRule, hard_vote
 from hbens.errors import HbensError
-from hbens.probabilities import PRECISIONS, ClassCrop, ProbabilityStore, dequantize, tight_crop
+from hbens.maps import ImageMaps, MapFile, MapFolder, is_map_folder, open_map_folder
+from hbens.outputs import PathLike
+from hbens.pipeline import Execution, ImageOutput, RunSummary
+from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
+from hbens.saved_arrays import ArrayFormat
+from hbens.submission import SubmissionIndex
+from hbens.probabilities import PRECISIONS, ClassCrop, dequantize, tight_crop, write_store
 from hbens.rle import runs_to_string, string_to_runs
 from hbens.runs import EMPTY_RUNS, Runs, box_to_runs, runs_bounds, runs_to_box
 
@@ -125,6 +133,7 @@ class SoftFuseResult:
     rows: list[tuple[str, str]]
     crops: list[ClassCrop] | None = None
     stats: SoftFuseStats = field(default_factory=SoftFuseStats)
+    shape: tuple[int, int] = IMAGE_SHAPE
 
 
 def _class_thresholds(threshold: float, thresholds: dict[str, float] | None) -> dict[str, float]:
@@ -326,7 +335,7 @@ def vote_class(sources: Sequence[Source | None], rule: HardRule, shape: tuple[in
     return hard_vote(masks, weights=weights, min_weight=float(Fraction(vote.threshold) * share))
 
 
-def _check_shapes(image: str, stores: Sequence[ProbabilityStore | None], shape: tuple[int, int]) -> None:
+def _check_shapes(image: str, stores: Sequence[ImageMaps | None], shape: tuple[int, int]) -> None:
     """Raise a one-line HbensError when the stores of an image differ in shape or from ``shape``."""
     opened = [store for store in stores if store is not None]
     if len({store.shape for store in opened}) > 1:
@@ -339,11 +348,11 @@ def _check_shapes(image: str, stores: Sequence[ProbabilityStore | None], shape: 
                          f"expected {shape[0]}x{shape[1]}")
 
 
-def _source(store: ProbabilityStore | None, rles: dict[str, str] | None, image: str, name: str,
+def _source(store: ImageMaps | None, rles: dict[str, str] | None, image: str, name: str,
             shape: tuple[int, int]) -> Source | None:
     """One input's map of a class: its stored crop, its parsed CSV row ("" when absent), or None."""
     if store is not None:
-        return store.stored_crop(store.classes.index(name)) if name in store.classes else None
+        return store.crop(name)
     try:
         return string_to_runs(rles.get(name, ""), shape)
     except HbensError as error:
@@ -352,26 +361,29 @@ def _source(store: ProbabilityStore | None, rles: dict[str, str] | None, image: 
 
 def fuse_stores_image(
     image: str,
-    store_paths: Sequence[str | None],
+    maps: Sequence[MapFile | None],
     rles: Sequence[dict[str, str] | None],
     rules: dict[str, Rule],
     *,
-    shape: tuple[int, int],
+    shape: tuple[int, int] | None = None,
     precision: str = "uint8",
     keep_crops: bool,
 ) -> SoftFuseResult:
-    """Fuse one image from its inputs: per input a store path or that CSV's ``{class: rle}`` rows.
+    """Fuse one image from its inputs: per input its map file (store or saved array) or that CSV's
+    ``{class: rle}`` rows.
 
     Classes of ``rules`` are fused in CLASSES order; a CSV row that is absent is the empty mask.
     With ``keep_crops`` the fused probabilities (0/1 for hard rules) are also returned as crops
     quantized to ``precision``, ready for :func:`~hbens.probabilities.write_store` (record the rules
     with :func:`rules_metadata`).  Module-level and picklable, for process or Dask workers.
     """
-    if len(store_paths) != len(rles) or any((p is None) == (r is None) for p, r in zip(store_paths, rles)):
-        raise HbensError(f"{image}: give each input either a store path or CSV rows, not both or neither")
+    if len(maps) != len(rles) or any((p is None) == (r is None) for p, r in zip(maps, rles)):
+        raise HbensError(f"{image}: give each input either a map file or CSV rows, not both or neither")
     if precision not in PRECISIONS:
         raise HbensError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    stores = [ProbabilityStore(path) if path is not None else None for path in store_paths]
+    stores = [file.read(precision=precision) if file is not None else None for file in maps]
+    if shape is None:
+        shape = next((store.shape for store in stores if store is not None), IMAGE_SHAPE)
     _check_shapes(image, stores, shape)
     check_store_classes([store.classes if store is not None else None for store in stores], rules)
     stats = SoftFuseStats(images=1)
@@ -396,4 +408,117 @@ def fuse_stores_image(
         stats.rows += 1
         stats.partial_rows += any(sources[i] is None for i in rule.members)
         stats.foreground_pixels += int(runs[1].sum())
-    return SoftFuseResult(image, rows, crops if keep_crops else None, stats)
+    return SoftFuseResult(image, rows, crops if keep_crops else None, stats, tuple(shape))
+
+
+@dataclass(frozen=True)
+class SoftImageStats:
+    """What a soft fuse did to its images: fusion counts and cleanup, adding up with ``+``."""
+
+    fuse: SoftFuseStats = field(default_factory=SoftFuseStats)
+    clean: CleanTotals = field(default_factory=CleanTotals)
+
+    def __add__(self, other: SoftImageStats) -> SoftImageStats:
+        return SoftImageStats(self.fuse + other.fuse, self.clean + other.clean)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SoftFuseItem:
+    """One image of a soft fuse: each input's map file or CSV rows, the rules, where the fused store goes."""
+
+    image: str
+    maps: list[MapFile | None]
+    rles: list[dict[str, str] | None]
+    rules: dict[str, Rule]
+    precision: str = "uint8"
+    store: str | None = None
+    metadata: dict = field(default_factory=dict)
+    cleanup: Cleanup | None = None
+
+
+def soft_fuse_image(item: SoftFuseItem) -> ImageOutput:
+    """The per-image task of a soft fuse: the fused (cleaned) rows; writes the fused store when asked."""
+    result = fuse_stores_image(item.image, item.maps, item.rles, item.rules, precision=item.precision,
+                               keep_crops=item.store is not None)
+    if item.store is not None:
+        write_store(item.store, result.crops, result.shape, item.precision, tuple(name for name, _ in result.rows),
+                    image=item.image, **item.metadata)
+    rows, clean = clean_rows(result.rows, item.cleanup, result.shape)
+    return ImageOutput(item.image, rows, SoftImageStats(result.stats, clean))
+
+
+def _aligned(inputs: Sequence[MapFolder | SubmissionIndex], missing: str) -> list[str]:
+    """Images of every input, or an HbensError naming an input that lacks some (unless missing=empty)."""
+    own = [set(i.images) for i in inputs]
+    images = sorted(set().union(*own))
+    if missing == "empty":
+        return images
+    for source, names in zip(inputs, own):
+        lacking = [image for image in images if image not in names]
+        if lacking:
+            raise HbensError(f"{source.path}: lacks {len(lacking)} image(s) that other inputs have, e.g. "
+                             f"{', '.join(lacking[:3])}; fuse inputs of the same images or pass --missing empty")
+    return images
+
+
+def fuse_inputs(
+    paths: Sequence[PathLike],
+    output: PathLike,
+    rules: dict[str, Rule],
+    *,
+    missing: str = "error",
+    stores: PathLike | None = None,
+    precision: str = "uint8",
+    array_format: ArrayFormat | None = None,
+    cleanup: Cleanup | None = None,
+    execution: Execution | None = None,
+) -> RunSummary:
+    """Fuse folders of probability maps (hbens stores or saved arrays) and CSVs into ``output``.
+
+    Images are aligned by name; each is a task of :mod:`hbens.pipeline` that reads its own maps.
+    ``stores`` also writes the fused probabilities as hbens stores (their metadata records the
+    inputs and rules).  The summary's ``stats`` is a :class:`SoftImageStats`.
+    """
+    from hbens.pipeline import run_images
+    from hbens.submission import scan_submission
+
+    if missing not in ("error", "empty"):
+        raise HbensError(f"missing must be 'error' or 'empty', got {missing!r}")
+    inputs = [open_map_folder(p, array_format) if is_map_folder(p) else scan_submission(p) for p in paths]
+    folders = [i if isinstance(i, MapFolder) else None for i in inputs]
+    first = {i: folder.files[folder.images[0]].read() for i, folder in enumerate(folders) if folder is not None}
+    check_store_classes([first[i].classes if i in first else None for i in range(len(inputs))], rules)
+    images = _aligned(inputs, missing)
+    metadata = {"inputs": [str(p) for p in paths], "rules": rules_metadata(rules)}
+    if stores is not None:
+        Path(stores).mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        handles = [stack.enter_context(i.open()) if folders[n] is None else None for n, i in enumerate(inputs)]
+
+        def items():
+            for image in images:
+                maps, rles = [], []
+                for source, folder, handle in zip(inputs, folders, handles):
+                    if folder is not None and image in folder.files:
+                        maps.append(folder.files[image])
+                        rles.append(None)
+                    else:
+                        keys = [(image, name) for name in CLASSES] if folder is None else []
+                        maps.append(None)
+                        rles.append({k[1]: source.read_rle(k, handle) for k in keys if k in source.rows})
+                store = str(Path(stores) / f"{Path(image).stem}.npz") if stores is not None else None
+                yield SoftFuseItem(image=image, maps=maps, rles=rles, rules=rules, precision=precision, store=store,
+                                   metadata=metadata, cleanup=cleanup)
+
+        summary = run_images(soft_fuse_image, items(), execution or Execution(), names=images, csv=output,
+                             inputs=paths, desc="fuse")
+    summary.stats = summary.stats or SoftImageStats()
+    return summary
+
+
+def describe_soft_fuse(summary: RunSummary, output: PathLike, paths: Sequence[PathLike]) -> str:
+    """One line saying what a soft fuse wrote."""
+    fuse = summary.stats.fuse
+    partial = f", {fuse.partial_rows} row(s) from only the inputs that have the class" if fuse.partial_rows else ""
+    return (f"wrote {output}: {summary.rows} rows from {len(paths)} inputs in {summary.seconds:.1f} s "
+            f"({fuse.fused_pixels / max(fuse.images, 1) / 1e6:.2f} Mpixel fused per image{partial})")

@@ -1,0 +1,88 @@
+"""Probability maps of many images, from a folder: hbens stores or another pipeline's saved arrays.
+
+Every command that reads probabilities (``fuse``, ``crf``, ``score``, ``tune``, ``apply``) opens
+its folders here, so both kinds are read alike.  A folder is indexed by image name once in the
+client; a worker reads one image of it (:meth:`MapFile.read`) and gets the classes, the image
+shape and the per-class crops as stored (uint8 p*255 or float16), never a full float array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hbens.errors import HbensError
+from hbens.outputs import PathLike
+from hbens.probabilities import ClassCrop, ProbabilityStore
+from hbens.saved_arrays import ArrayFormat, find_saved_arrays, image_name, is_hbens_store, read_saved_image
+
+
+@dataclass
+class ImageMaps:
+    """One image's probabilities: its classes, shape and per-class crops (stored values)."""
+
+    classes: list[str]
+    shape: tuple[int, int]
+    crops: list[ClassCrop]
+    path: str
+    source: str = "hbens store"
+
+    def crop(self, name: str) -> ClassCrop | None:
+        """The crop of class ``name``, or None when this input does not have the class."""
+        return self.crops[self.classes.index(name)] if name in self.classes else None
+
+
+@dataclass(frozen=True)
+class MapFile:
+    """One image's file in a map folder; ``format`` is None for an hbens store."""
+
+    path: str
+    format: ArrayFormat | None = None
+
+    def read(self, *, precision: str = "uint8") -> ImageMaps:
+        """The image's maps (saved arrays are converted to crops quantized to ``precision``)."""
+        if self.format is None:
+            store = ProbabilityStore(self.path)
+            return ImageMaps(list(store.classes), tuple(store.shape), store.stored_crops(), self.path,
+                             str(store.meta.get("source", "hbens store")))
+        saved = read_saved_image(self.path, self.format, precision=precision)
+        return ImageMaps(list(saved.classes), tuple(saved.shape), saved.crops, self.path, saved.source)
+
+
+@dataclass(frozen=True)
+class MapFolder:
+    """A folder of per-image maps, indexed by image name (``NAME.npz`` holds ``NAME.png``)."""
+
+    path: str
+    files: dict[str, MapFile]
+    kind: str
+
+    @property
+    def images(self) -> list[str]:
+        """Image names in canonical (sorted) order."""
+        return sorted(self.files)
+
+
+def is_map_folder(path: PathLike) -> bool:
+    """Whether ``path`` is a folder (of stores or saved arrays), as opposed to a CSV file."""
+    return Path(path).is_dir()
+
+
+def open_map_folder(path: PathLike, fmt: ArrayFormat | None = None) -> MapFolder:
+    """Index a folder of hbens stores (``*.npz`` with hbens metadata) or of saved arrays.
+
+    The kind is detected from the folder's first file; ``fmt`` says how to read saved arrays
+    (key, kind, class order, dropped channel) and is ignored for hbens stores.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise HbensError(f"{path}: not a folder; pass a folder of probability maps (or a submission CSV)")
+    stores = sorted(p for p in folder.glob("*.npz") if not p.name.startswith("."))
+    if stores and is_hbens_store(stores[0]):
+        return MapFolder(str(folder), {image_name(p): MapFile(str(p)) for p in stores}, "hbens stores")
+    files = find_saved_arrays(folder)
+    if not files:
+        raise HbensError(f"{path}: no probability maps (hbens *.npz stores or .npy/.npz/.pt/.pth arrays); "
+                         "pass a folder written by hbens predict or by your own inference")
+    return MapFolder(str(folder), {image_name(p): MapFile(str(p), fmt or ArrayFormat()) for p in files},
+                     "saved arrays")
