@@ -9,9 +9,10 @@ exceeds an allowed threshold).  No 2048x2048 array is built.
 Exactness: inside that box the weighted sum is accumulated in float64 from exactly the float32
 values a store reads back (:func:`~hbens.probabilities.dequantize`), with weights normalised to sum
 to 1, so it equals a float64 mean of the full maps up to float64 rounding.  The fused crop is
-handed back as float32 (what a store holds) and thresholded in float64; the float32 rounding moves a
-value by at most 2**-25, so a pixel can differ from a float64 computation only where its fused
-value lies within 3e-8 of the threshold.
+handed back as float32 (what a store holds) and thresholded as every hbens output is, float32 values
+against the float32 threshold (:func:`hbens.probabilities.crop_runs`; ``hbens tune`` counts on it);
+each float32 rounding moves a value by at most 2**-25, so a pixel can differ from a float64
+computation only where its fused value lies within 6e-8 of the threshold.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
 from hbens.saved_arrays import ArrayFormat
 from hbens.submission import SubmissionIndex
 from hbens.probabilities import PRECISIONS, ClassCrop, dequantize, tight_crop, write_store
+from hbens.probabilities import crop_runs as probability_runs
 from hbens.rle import runs_to_string, string_to_runs
-from hbens.runs import EMPTY_RUNS, Runs, box_to_runs, runs_bounds, runs_to_box
+from hbens.runs import EMPTY_RUNS, Runs, runs_bounds, runs_to_box
 
 SPACES = ("prob", "logit")
 CLIP = 1 / 510
@@ -308,11 +310,9 @@ def fuse_class(sources: Sequence[Source | None], rule: SoftRule, shape: tuple[in
 
 
 def crop_runs(crop: ClassCrop, threshold: float, shape: tuple[int, int]) -> Runs:
-    """Runs of ``p > threshold`` in a crop (stored or float values), compared in float64."""
-    box = _box(crop, shape)
-    if box is None:
-        return EMPTY_RUNS
-    return box_to_runs(_mapped(crop, box, lambda p: p > threshold, shape), box[0], box[1], shape)
+    """Runs of ``p > threshold`` in a crop (stored or float values), float32 against the float32
+    threshold as :func:`hbens.probabilities.crop_runs` compares."""
+    return probability_runs(crop, shape, threshold)
 
 
 def vote_class(sources: Sequence[Source | None], rule: HardRule, shape: tuple[int, int]) -> Runs:
