@@ -25,6 +25,31 @@ def class_index(name: str) -> int:
         raise KeyError(f"unknown class {name!r}; valid classes: {', '.join(CLASSES)}") from None
 
 
+def parse_class_list(text: str, *, option: str) -> tuple[str, ...]:
+    """Class names of a comma-separated option value such as ``Pisiform,Lunate``, in the given order.
+
+    Parameters
+    ----------
+    text
+        The option's value.
+    option
+        The option's flag, to name in errors.
+
+    Raises
+    ------
+    HbensError
+        On an empty, unknown or repeated name.
+    """
+    names = tuple(name.strip() for name in text.split(","))
+    unknown = [name for name in names if name not in CLASS_INDEX]
+    if unknown:
+        raise HbensError(f"{option} {text}: unknown class {unknown[0]!r}; valid classes: {', '.join(CLASSES)}")
+    repeated = sorted({name for name in names if names.count(name) > 1}, key=CLASS_INDEX.__getitem__)
+    if repeated:
+        raise HbensError(f"{option} {text}: {repeated[0]} is given twice; give each class once")
+    return names
+
+
 def canonical_key(image_name: str, class_name: str) -> tuple[str, int]:
     """Sort key of a submission row: image name, then canonical class order."""
     return image_name, CLASS_INDEX[class_name]

@@ -43,6 +43,24 @@ def read_gray(path: str | Path) -> np.ndarray:
     return image.astype(np.float32) / np.float32(scale)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_shape(path: str | Path) -> tuple[int, int]:
+    """Height and width of a PNG from its header, without decoding the pixels.
+
+    Raises
+    ------
+    HbensError
+        When the file does not start like a PNG.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(24)
+    if len(head) < 24 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        raise HbensError(f"{path}: unreadable image; expected a PNG")
+    return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+
+
 def parse_normalize(text: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """``imagenet``, ``none`` or ``MEAN,STD`` (one value each, for every channel)."""
     if text in NORMALIZATIONS:

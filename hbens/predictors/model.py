@@ -36,6 +36,11 @@ def output_logits(output, source: str, channels: slice | None = None, expected: 
         raise HbensError(f"{source}: the model returned {type(output).__name__}; expected (N, C, H, W) logits")
     if channels is not None:
         output = output[:, channels]
+    if output.shape[1] < expected:
+        raise HbensError(
+            f"{source}: the model gives {output.shape[1]} channels, expected {expected}; "
+            "name its classes in channel order with --model-classes (e.g. --model-classes Capitate,Hamate,...)"
+        )
     if output.shape[1] != expected:
         raise HbensError(
             f"{source}: the model gives {output.shape[1]} channels, expected {expected}; "
@@ -58,17 +63,20 @@ def resolve_device(name: str = "auto") -> str:
 
 
 class InferenceModel:
-    """Call a model on a (N, C, H, W) batch and get float32 logits of 29 channels at the input size.
+    """Call a model on a (N, C, H, W) batch and get float32 logits of ``outputs`` channels (29 unless
+    the model has fewer classes) at the input size.
 
     Inputs are padded (reflect) to a multiple of 32 and the output cropped back; CPU runs use
     channels_last (about 2x faster for convolutions), CUDA runs use fp16 autocast.  The time
     spent in forward passes is kept in ``forward_seconds``.
     """
 
-    def __init__(self, loaded: LoadedModel, device: str = "cpu", channels: slice | None = None, multiple: int = 32):
+    def __init__(self, loaded: LoadedModel, device: str = "cpu", channels: slice | None = None, multiple: int = 32,
+                 *, outputs: int = len(CLASSES)):
         import torch
 
         self.loaded = loaded
+        self.outputs = outputs
         self.device = device
         self.channels = channels
         self.multiple = multiple
@@ -97,7 +105,7 @@ class InferenceModel:
         started = time.perf_counter()
         with torch.inference_mode(), torch.autocast("cuda", enabled=self.device == "cuda"):
             output = self.module(batch)
-            logits = output_logits(output, self.loaded.name, self.channels)
+            logits = output_logits(output, self.loaded.name, self.channels, self.outputs)
         if self.device == "cuda":
             torch.cuda.synchronize()
         self.forward_seconds += time.perf_counter() - started
