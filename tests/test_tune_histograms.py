@@ -211,3 +211,51 @@ def test_curve_at_a_threshold_equals_the_pipeline_mask_dice(rng):
         mask = dequantize(stored) > np.float32(threshold)
         expected = 2 * int((mask & truth).sum()) / (int(mask.sum()) + int(truth.sum()))
         assert curve[level_of(threshold)] == expected
+
+
+def grid_oracle(values: np.ndarray) -> np.ndarray:
+    """Bin of each float32 value: how many float32 thresholds of GRID lie below it."""
+    from hbens.tune.histograms import GRID
+
+    return np.searchsorted(GRID.astype(np.float32), values, side="left")
+
+
+def test_grid_bins_every_float32_near_the_thresholds_exactly():
+    """Dense values, every 1/255 level and the float32 neighbours of each grid threshold."""
+    from hbens.tune.histograms import GRID, grid_histograms
+
+    grid32 = GRID.astype(np.float32)
+    near = [np.nextafter(grid32, np.float32(2)), grid32, np.nextafter(grid32, np.float32(-1))]
+    values = np.clip(np.concatenate([np.linspace(0, 1, 300_001, dtype=np.float32), dequantize(np.arange(256,
+                     dtype=np.uint8)), *near]), 0, 1).astype(np.float32)
+    for chunk in np.array_split(values, 7):
+        inside, outside = grid_histograms(chunk, np.ones(chunk.size, np.int64), np.zeros(chunk.size, np.int64),
+                                          truth_elsewhere=0)
+        assert np.array_equal(inside, np.bincount(grid_oracle(chunk), minlength=GRID.size + 1))
+    one = np.array([grid32[37]], np.float32)
+    inside, _ = grid_histograms(one, np.ones(1, np.int64), np.zeros(1, np.int64), truth_elsewhere=0)
+    assert inside[37] == 1  # 0.37 is not above the threshold 0.37
+
+
+def test_crop_histograms_from_segments_equal_the_mask_histograms(rng):
+    """The kernels that read the truth as row segments count what the masked histograms count."""
+    from hbens.runs import box_to_runs, runs_to_segments
+    from hbens.tune.histograms import crop_grid_histograms, grid_histograms, stored_crop_histograms
+
+    shape = (30, 40)
+    for _ in range(20):
+        truth_frame = rng.random(shape) < rng.uniform(0, 0.6)
+        segments = runs_to_segments(box_to_runs(truth_frame.astype(np.uint8), 0, 0, shape), shape)
+        top, left = rng.integers(0, 20), rng.integers(0, 30)
+        bottom, right = top + rng.integers(0, 11), left + rng.integers(0, 11)
+        stored = rng.integers(0, 256, (bottom - top, right - left)).astype(np.uint8)
+        truth = truth_frame[top:bottom, left:right]
+        outside_truth = int(truth_frame.sum() - truth.sum())
+        expected = threshold_histograms(stored, truth, truth_outside=outside_truth)
+        found = stored_crop_histograms(stored, (top, left), segments, truth_total=int(truth_frame.sum()))
+        assert all(np.array_equal(a, b) for a, b in zip(found, expected))
+        values = dequantize(stored) * np.float32(0.7)
+        expected = grid_histograms(values.reshape(-1), truth.reshape(-1), ~truth.reshape(-1),
+                                   truth_elsewhere=outside_truth)
+        found = crop_grid_histograms(values, (top, left), segments, truth_total=int(truth_frame.sum()))
+        assert all(np.array_equal(a, b) for a, b in zip(found, expected))

@@ -9,7 +9,7 @@ that out-of-fold Dice improves, not when the choice merely fits the images it wa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Generic, Sequence, TypeVar
 
 import numpy as np
@@ -56,7 +56,11 @@ def best_candidate(dice: np.ndarray) -> int:
 
 
 def coarse_to_fine_threshold(
-    curves: np.ndarray, *, coarse_step: float = 0.05, fine_step: float = 0.01
+    curves: np.ndarray,
+    *,
+    coarse_step: float = 0.05,
+    fine_step: float = 0.01,
+    thresholds: Sequence[float] | None = None,
 ) -> float:
     """The threshold with the best mean Dice over images, searched coarse then fine.
 
@@ -68,15 +72,20 @@ def coarse_to_fine_threshold(
 
     Parameters
     ----------
-    curves : (images, 256) array
-        Per-image Dice of ``stored > t`` (:func:`hbens.tune.histograms.dice_curve`).
+    curves : (images, 256) array, or (images, len(thresholds))
+        Per-image Dice of ``stored > t`` (:func:`hbens.tune.histograms.dice_curve`), or, with
+        ``thresholds``, per-image Dice at each of ``thresholds``.
     coarse_step, fine_step : float
         Grid steps, with ``0 < fine_step <= coarse_step < 1``.
+    thresholds : sequence of float, optional
+        The threshold of each column of ``curves``; it must hold every threshold of both grids
+        (:data:`hbens.tune.histograms.GRID` does for the default steps).
 
     Returns
     -------
     float
-        The chosen threshold; its per-image Dice is ``curves[:, level_of(threshold)]``.
+        The chosen threshold; its per-image Dice is ``curves[:, level_of(threshold)]`` (or the
+        column of ``thresholds`` holding it).
 
     Example
     -------
@@ -85,19 +94,33 @@ def coarse_to_fine_threshold(
     0.33
     """
     curves = np.asarray(curves, np.float64)
-    if curves.ndim != 2 or curves.shape[0] == 0 or curves.shape[1] != LEVELS:
-        raise ValueError(f"expected a non-empty (images, {LEVELS}) array of Dice curves, "
+    width = LEVELS if thresholds is None else len(thresholds)
+    if curves.ndim != 2 or curves.shape[0] == 0 or curves.shape[1] != width:
+        raise ValueError(f"expected a non-empty (images, {width}) array of Dice curves, "
                          f"got shape {curves.shape}")
     if not 0.0 < fine_step <= coarse_step < 1.0:
         raise ValueError(f"expected 0 < fine_step <= coarse_step < 1, got {fine_step} and {coarse_step}")
+    column = level_of if thresholds is None else _columns(thresholds)
     mean = curves.mean(axis=0)
     grid = [round(k * coarse_step, 10) for k in range(1, int(np.ceil(1.0 / coarse_step)))]
     grid = sorted((t for t in grid if 0.0 < t < 1.0), key=lambda t: (abs(t - 0.5), t))
-    best = grid[_first_best([mean[level_of(t)] for t in grid])]
+    best = grid[_first_best([mean[column(t)] for t in grid])]
     reach = int(np.ceil(coarse_step / fine_step - 1e-9)) - 1
     fine = [round(best + k * fine_step, 10) for k in range(-reach, reach + 1)]
     fine = sorted((t for t in fine if 0.0 <= t <= 1.0), key=lambda t: (abs(t - best), t))
-    return fine[_first_best([mean[level_of(t)] for t in fine])]
+    return fine[_first_best([mean[column(t)] for t in fine])]
+
+
+def _columns(thresholds: Sequence[float]) -> Callable[[float], int]:
+    """The column of each threshold (rounded to 10 decimals) in ``thresholds``; ValueError if absent."""
+    index = {round(float(t), 10): j for j, t in enumerate(thresholds)}
+
+    def column(threshold: float) -> int:
+        if threshold not in index:
+            raise ValueError(f"threshold {threshold} is not among the thresholds of the curves' columns")
+        return index[threshold]
+
+    return column
 
 
 @dataclass(frozen=True)
@@ -114,11 +137,13 @@ def greedy_members(
     n_inputs: int,
     *,
     weight_grid: Sequence[float] = (1, 2, 3),
+    max_members: int | None = None,
 ) -> Members:
     """Greedy forward selection of the inputs to fuse, and of their weights.
 
-    Start from the best single input (weight 1); then, while it helps, add the one input and
-    weight from ``weight_grid`` that improve the objective most.  Stop as soon as no addition
+    Start from the best single input (weight 1); then, while it helps and fewer than
+    ``max_members`` are fused, add the one input and weight from ``weight_grid`` that improve the
+    objective most (a ``score_fn`` may return ``-inf`` for a fusion it cannot make).  Stop as soon as no addition
     improves it by more than :data:`TOLERANCE`, so an input that adds nothing is never taken.
     Ties go to the lower input index, then to the earlier weight in the grid.
 
@@ -131,6 +156,8 @@ def greedy_members(
         Number of inputs, numbered 0..n_inputs-1.
     weight_grid : sequence of float
         Weights tried for each added input (all > 0).
+    max_members : int, optional
+        Most inputs fused (default: all of them).
 
     Returns
     -------
@@ -147,10 +174,13 @@ def greedy_members(
         raise ValueError(f"n_inputs must be >= 1, got {n_inputs}")
     if not weight_grid or min(weight_grid) <= 0:
         raise ValueError(f"weight_grid must hold weights > 0, got {tuple(weight_grid)}")
+    if max_members is not None and max_members < 1:
+        raise ValueError(f"max_members must be >= 1, got {max_members}")
+    most = n_inputs if max_members is None else min(max_members, n_inputs)
     singles = [score_fn((i,), (1,)) for i in range(n_inputs)]
     first = _first_best(singles)
     members, weights, score = (first,), (1,), float(singles[first])
-    while len(members) < n_inputs:
+    while len(members) < most:
         trials = [(members + (i,), weights + (w,))
                   for i in range(n_inputs) if i not in members for w in weight_grid]
         scores = [score_fn(m, w) for m, w in trials]
@@ -199,6 +229,8 @@ class GuardResult(Generic[Choice]):
     """The outcome of :func:`guarded_choice` for one class (Dice values are means over images).
 
     ``choice`` is fitted on all images; it should replace the baseline only when ``accepted``.
+    ``held_out`` holds each image's Dice from the fold that held it out (the baseline of a
+    further step made on top of this one).
     """
 
     choice: Choice
@@ -206,6 +238,7 @@ class GuardResult(Generic[Choice]):
     baseline: float
     in_sample: float
     out_of_fold: float
+    held_out: np.ndarray = field(repr=False, compare=False)
 
 
 def guarded_choice(
@@ -263,7 +296,8 @@ def guarded_choice(
     choice = fit(everyone)
     in_sample = _scored(score, choice, everyone).mean()
     accepted = bool(out_of_fold.mean() > baseline.mean() + TOLERANCE)
-    return GuardResult(choice, accepted, float(baseline.mean()), float(in_sample), float(out_of_fold.mean()))
+    return GuardResult(choice, accepted, float(baseline.mean()), float(in_sample), float(out_of_fold.mean()),
+                       out_of_fold)
 
 
 def _scored(

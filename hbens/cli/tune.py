@@ -1,0 +1,103 @@
+"""``hbens tune`` and ``hbens apply``: per-class recipes chosen on validation data, then run on test data."""
+
+from __future__ import annotations
+
+import click
+from click.core import ParameterSource
+
+from hbens.cli.options import (
+    array_format_from_options,
+    array_options,
+    execution_from_options,
+    execution_options,
+    files_under,
+    finish,
+    guard_paths,
+    refuse_repeated,
+)
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--gt", required=True, type=click.Path(exists=True),
+              help="Ground truth of the validation images: the annotation JSON folder or a ground-truth CSV.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The recipe (YAML).")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Folds of the guard: every choice is made on the other folds and scored on the held-out one.")
+@click.option("--try", "steps", default="members,thresholds,clean,crf", show_default=True, metavar="STEPS",
+              help="Steps to try, comma-separated: members, thresholds, clean, crf (crf only with --images).")
+@click.option("--images", type=click.Path(exists=True, file_okay=False),
+              help="Folder of the validation X-rays (searched recursively), for the CRF step.")
+@click.option("--report", type=click.Path(dir_okay=False), help="Also write an HTML report of the tuning.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the folds.")
+@click.option("--quiet", is_flag=True, help="No progress bar; only the per-class table.")
+@array_options
+@execution_options
+def tune(inputs, gt, output, folds, steps, images, report, seed, quiet, key, kind, array_classes, drop_channel,
+         workers, scheduler, keep_going) -> None:
+    """Choose, per class, how to fuse INPUTS (validation predictions: folders of probability maps and/or
+    submission CSVs) and post-process them: members and weights, threshold, cleanup, CRF.
+
+    Each step is kept for a class only when it raises the class's out-of-fold Dice.  Prints the
+    per-class table; the recipe is for hbens apply.
+    """
+    refuse_repeated("INPUTS", inputs)
+    guard_paths(reads=[*(("INPUTS", path) for path in inputs), ("--gt", gt), ("--images", images),
+                       *files_under("--images", images), ("--classes", array_classes)],
+                writes=[("-o", output), ("--report", report)])
+    from hbens.errors import HbensError
+    from hbens.tune import describe_tuning, tune_inputs
+    from hbens.tune.report import write_tune_report
+    from hbens.tune.tuning import parse_steps
+
+    try:
+        chosen = parse_steps(steps)
+    except HbensError as error:
+        raise click.BadParameter(str(error), param_hint="--try") from None
+    given = click.get_current_context().get_parameter_source("steps") is not ParameterSource.DEFAULT
+    if "crf" in chosen and images is None and given and not quiet:
+        click.echo("note: the crf step needs --images; it is skipped", err=True)
+    result = tune_inputs(inputs, gt, output, folds=folds, steps=chosen, images=images, seed=seed,
+                         array_format=array_format_from_options(key, kind, array_classes, drop_channel),
+                         execution=execution_from_options(workers, scheduler, keep_going, quiet))
+    click.echo(describe_tuning(result))
+    if report is not None:
+        write_tune_report(report, result, gt=gt, inputs=inputs, folds=folds)
+    if not quiet:
+        moved = sum(bool(entry.taken) for entry in result.classes)
+        click.echo(f"wrote {output}: {moved} of {len(result.classes)} classes moved away from their baseline, "
+                   f"in {result.seconds['total']:.1f} s", err=True)
+    if result.failed:
+        click.echo(f"{len(result.failed)} image(s) failed and were left out:\n  " + "\n  ".join(result.failed),
+                   err=True)
+        raise SystemExit(1)
+
+
+@click.command()
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The submission CSV.")
+@click.option("--stores", type=click.Path(file_okay=False),
+              help="Also write each image's final probabilities (fused; refined for CRF classes) as hbens stores.")
+@click.option("--images", type=click.Path(exists=True, file_okay=False),
+              help="Folder of the test X-rays (searched recursively); needed when the recipe uses a CRF.")
+@click.option("--rename", is_flag=True,
+              help="Accept inputs whose names differ from the recipe's (their number and kinds must match).")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@array_options
+@execution_options
+def apply(recipe, inputs, output, stores, images, rename, quiet, key, kind, array_classes, drop_channel, workers,
+          scheduler, keep_going) -> None:
+    """Run RECIPE (written by hbens tune) on INPUTS, the test predictions of the same models in the
+    recipe's order, into one submission."""
+    refuse_repeated("INPUTS", inputs)
+    guard_paths(reads=[("RECIPE", recipe), *(("INPUTS", path) for path in inputs), ("--images", images),
+                       *files_under("--images", images), ("--classes", array_classes)],
+                writes=[("-o", output)], folder_writes=[("--stores", stores)])
+    from hbens.tune import apply_recipe
+
+    summary = apply_recipe(recipe, inputs, output, stores=stores, images=images, rename=rename,
+                           array_format=array_format_from_options(key, kind, array_classes, drop_channel),
+                           execution=execution_from_options(workers, scheduler, keep_going, quiet))
+    finish(summary, f"wrote {output}: {summary.rows} rows of {summary.images} image(s) in {summary.seconds:.1f} s",
+           bool(summary.stats.clean.per_class), None, quiet, tuple(inputs))

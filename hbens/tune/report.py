@@ -1,0 +1,112 @@
+"""``hbens tune --report``: one self-contained HTML page of what the tuning chose and how it held out.
+
+Per class the baseline against the tuned Dice (in sample and out of fold, as lines of an inline
+SVG chart of :func:`hbens.report.dice_chart`), the chosen settings with the steps each class took
+or refused, and the images the tuned recipe does worst on (by their held-out Dice).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Sequence
+
+import numpy as np
+
+from hbens.metrics import DiceTable
+from hbens.outputs import PathLike
+from hbens.tune.tuning import TuneResult
+
+WORST_IMAGES = 10
+"""Images listed in the report's worst-images table."""
+
+
+def dice_tables(result: TuneResult) -> dict[str, DiceTable]:
+    """Per-image Dice of every class: the baseline, the tuned recipe in sample, and held out."""
+    everyone = np.arange(len(result.images))
+    choices = result.choices
+    columns = {
+        "baseline": [entry.baseline for entry in result.classes],
+        "tuned, in sample": [entry.tables.score(choices[entry.name], everyone) for entry in result.classes],
+        "tuned, held out": [entry.held_out for entry in result.classes],
+    }
+    classes = tuple(entry.name for entry in result.classes)
+    return {name: DiceTable(list(result.images), classes, np.stack(values, axis=1))
+            for name, values in columns.items()}
+
+
+def _cell(value: float) -> str:
+    return f"<td class=num>{value:.4f}</td>"
+
+
+def _settings_table(result: TuneResult) -> str:
+    names = [item.name for item in result.recipe.inputs]
+    choices = result.choices
+    rows = []
+    for entry in result.classes:
+        scores = result.recipe.classes[entry.name].scores
+        steps = ", ".join(f"{step} {'taken' if guard.accepted else 'refused'} ({guard.out_of_fold:.4f} held out)"
+                          for step, guard in entry.results.items())
+        rows.append(f"<tr><td>{html.escape(entry.name)}</td>{_cell(scores.baseline)}{_cell(scores.in_sample)}"
+                    f"{_cell(scores.out_of_fold)}<td>{html.escape(choices[entry.name].describe(names))}</td>"
+                    f"<td><small>{html.escape(steps)}</small></td></tr>")
+    return ("<table><tr><th>class</th><th>baseline</th><th>tuned, in sample</th><th>tuned, held out</th>"
+            "<th>choice (inputs weights &gt; threshold, cleanup, CRF)</th><th>steps (guarded)</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _worst_images(tables: dict[str, DiceTable], count: int) -> str:
+    held = tables["tuned, held out"]
+    base = tables["baseline"]
+    means = held.values.mean(axis=1)
+    rows = []
+    for i in np.argsort(means, kind="stable")[:count]:
+        worst = np.argsort(held.values[i], kind="stable")[:3]
+        classes = ", ".join(f"{html.escape(held.classes[c])}&nbsp;{held.values[i, c]:.3f}" for c in worst)
+        rows.append(f"<tr><td>{html.escape(held.images[i])}</td>{_cell(float(base.values[i].mean()))}"
+                    f"{_cell(float(means[i]))}<td>{classes}</td></tr>")
+    return ("<table><tr><th>image</th><th>baseline</th><th>tuned, held out</th><th>three worst classes</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def tune_report(result: TuneResult, *, gt: str, inputs: Sequence[str], folds: int) -> str:
+    """The report of a tuning as one HTML page (no network, no scripts).
+
+    Parameters
+    ----------
+    result : TuneResult
+        What :func:`hbens.tune.tune_inputs` returned.
+    gt : str
+        The ground truth it was tuned on (shown).
+    inputs : sequence of str
+        The inputs, in the recipe's order (shown).
+    folds : int
+        Folds of the guard (shown).
+    """
+    from hbens.report import STYLE, Stage, dice_chart
+
+    tables = dice_tables(result)
+    kinds = {"baseline": "model", "tuned, in sample": "ensemble", "tuned, held out": "ensemble"}
+    stages = [Stage(name=name, kind=kinds[name], description=name, table=table) for name, table in tables.items()]
+    means = {name: table.mean for name, table in tables.items()}
+    listed = ", ".join(f"{k}: {html.escape(str(path))}" for k, path in enumerate(inputs))
+    sections = [
+        "<h1>hbens tune</h1>",
+        f"<p class=verdict>Mean Dice over {len(result.images)} validation images: baseline (best single input at "
+        f"0.5) {means['baseline']:.4f}; tuned {means['tuned, held out']:.4f} held out (each image scored by "
+        f"choices made on the other {folds - 1} folds), {means['tuned, in sample']:.4f} in sample.</p>",
+        f"<p>Inputs {listed}; ground truth {html.escape(gt)}.</p>",
+        "<h2>Dice per class</h2>", dice_chart(stages),
+        "<h2>Chosen settings</h2>", _settings_table(result),
+        "<h2>Worst images (tuned, held out)</h2>", _worst_images(tables, WORST_IMAGES),
+    ]
+    return ("<!DOCTYPE html><html lang=en><head><meta charset='utf-8'><title>hbens tune</title>"
+            f"<style>{STYLE}</style></head><body>" + "\n".join(sections) + "</body></html>\n")
+
+
+def write_tune_report(path: PathLike, result: TuneResult, *, gt: PathLike, inputs: Sequence[PathLike],
+                      folds: int) -> None:
+    """Write :func:`tune_report` to ``path`` (atomically; ``inputs`` and ``gt`` are never overwritten)."""
+    from hbens.report import write_report
+
+    page = tune_report(result, gt=str(gt), inputs=[str(p) for p in inputs], folds=folds)
+    write_report(path, page, inputs=[*inputs, gt])
