@@ -14,9 +14,10 @@ from hbens.cli.fuse import fuse
 from hbens.cli.predict import predict
 from hbens.cli.submissions import check, score, show
 from hbens.cli.synth import synth
+from hbens.cli.tune import apply, tune
 from hbens.errors import HbensError
 
-COMMANDS = (check, score, fuse, clean, predict, crf, show, synth)
+COMMANDS = (check, score, fuse, clean, predict, crf, tune, apply, show, synth)
 
 
 class HbensGroup(click.Group):
