@@ -39,7 +39,7 @@ SIGMAS = (1.5, 2.5, 2.0)
 SCALES = (1.0, 0.7, 1.0)
 SHIFT = 48
 THRESHOLDS = np.round(np.arange(5, 96) * 0.01, 10)
-LEVELS = [level_of(float(t)) for t in THRESHOLDS]
+LEVELS = np.array([level_of(float(t)) for t in THRESHOLDS])
 """Per threshold, the stored value ``v`` for which ``stored > v`` is ``stored / 255 > t``."""
 
 

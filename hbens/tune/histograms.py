@@ -318,8 +318,9 @@ def stored_crop_histograms(
         raise ValueError(f"expected a 2-D uint8 stored crop, got {stored.dtype} of shape {stored.shape}")
     inside = np.zeros(LEVELS, np.int64)
     outside = np.zeros(LEVELS, np.int64)
-    rows, begins, ends = (np.asarray(part, np.int64) for part in truth)
-    moved = _count_stored_crop(stored, int(origin[0]), int(origin[1]), rows, begins, ends, inside, outside)
+    rows, begins, ends = truth
+    moved = _count_stored_crop(stored, int(origin[0]), int(origin[1]), np.asarray(rows, np.int64),
+                               np.asarray(begins, np.int64), np.asarray(ends, np.int64), inside, outside)
     if moved > truth_total:
         raise ValueError(f"{moved} truth pixels in the crop, more than truth_total={truth_total}")
     inside[0] += truth_total - moved
