@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from contextlib import contextmanager
@@ -11,6 +12,9 @@ from typing import IO, Iterator, Sequence
 from hbens.errors import HbensError
 
 PathLike = str | os.PathLike
+
+WRITE_ERRNOS = frozenset({errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+"""Errors that only a write can raise (file too large, no space, quota, read-only file system)."""
 
 
 def refuse_input(output: PathLike, inputs: Sequence[PathLike] = ()) -> None:
@@ -27,19 +31,30 @@ def refuse_input(output: PathLike, inputs: Sequence[PathLike] = ()) -> None:
 
 @contextmanager
 def atomic_path(output: PathLike, inputs: Sequence[PathLike] = ()) -> Iterator[Path]:
-    """Yield a temporary path beside ``output``; rename it onto ``output`` only if the block succeeds."""
+    """Yield a temporary path beside ``output``; rename it onto ``output`` only if the block succeeds.
+
+    The temporary is removed whatever happens (Ctrl-C included); a failed write (full disk, file
+    too large) is raised as an OSError naming ``output``, not the temporary.
+    """
     out = Path(output)
     refuse_input(out, inputs)
     if not out.parent.exists():
         raise HbensError(f"{output}: folder {out.parent} does not exist; create it or choose another -o path")
-    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp, 0o666 & ~umask)
     try:
+        handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(out)) from None
+    try:
+        os.close(handle)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)
         yield Path(temp)
         os.replace(temp, out)
+    except OSError as error:
+        if error.filename is None and error.errno in WRITE_ERRNOS:
+            raise OSError(error.errno, error.strerror, str(out)) from None
+        raise
     finally:
         if os.path.exists(temp):
             os.unlink(temp)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -163,3 +163,18 @@ def created_folder(path: PathLike, *, option: str = "-o") -> Iterator[Path]:
         if created:
             _remove_empty_tree(created[0])
         raise
+
+
+@contextmanager
+def output_folders(folders: Sequence[PathLike], *, option: str = "-o") -> Iterator[list[Path]]:
+    """The store folders of a run, created for the block (see :func:`created_folder`) and cleared of
+    the temporaries a killed run left (see :func:`remove_stale_temporaries`).
+
+    When the block fails, every folder this call created that holds no file is removed again;
+    finished stores stay for ``--resume``.
+    """
+    with ExitStack() as stack:
+        made = [stack.enter_context(created_folder(folder, option=option)) for folder in folders]
+        for folder in made:
+            remove_stale_temporaries(folder)
+        yield made

@@ -38,9 +38,23 @@ def overlay(rles: dict[str, str], image: np.ndarray | None = None, shape: tuple[
     return base.clip(0, 255).astype(np.uint8)
 
 
+PICTURE_SUFFIXES = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg"}
+"""The encoder (OpenCV's) of each picture file suffix."""
+
+
+def picture_suffix(path: str | Path) -> str:
+    """The encoder suffix of an output picture; HbensError for a suffix it cannot honour."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in PICTURE_SUFFIXES:
+        raise HbensError(f"-o {path}: cannot write {suffix or 'a file without suffix'}; name it .png or .jpg")
+    return PICTURE_SUFFIXES[suffix]
+
+
 def save_picture(path: str | Path, picture: np.ndarray, scale: float = 0.5, legend: bool = True,
                  inputs: tuple[str, ...] = ()) -> None:
-    """Save a picture as PNG (atomically), resized by ``scale``, with a class legend."""
+    """Save a picture (atomically) as PNG or JPEG by the suffix of ``path``, resized by ``scale``,
+    with a class legend."""
+    import cv2
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,7 +65,11 @@ def save_picture(path: str | Path, picture: np.ndarray, scale: float = 0.5, lege
 
     if not 0 < scale <= 4:
         raise HbensError(f"--scale {scale}: must be in (0, 4]")
+    suffix = picture_suffix(path)
     height, width = picture.shape[:2]
+    if min(height, width) * scale < 1:
+        raise HbensError(f"--scale {scale}: a {width}x{height} image would be drawn smaller than a pixel; "
+                         f"give at least {1 / min(height, width):.2g}")
     dpi = 100
     figure = plt.figure(figsize=(width * scale / dpi + (2.2 if legend else 0), height * scale / dpi), dpi=dpi)
     axes = figure.add_axes((0, 0, width * scale / dpi / figure.get_figwidth(), 1))
@@ -60,6 +78,11 @@ def save_picture(path: str | Path, picture: np.ndarray, scale: float = 0.5, lege
     if legend:
         handles = [Patch(color=c / 255, label=n) for c, n in zip(class_colors(), CLASSES)]
         figure.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
-    with atomic_path(path, inputs) as temp:
-        figure.savefig(temp, format="png")
+    figure.canvas.draw()
+    rendered = np.asarray(figure.canvas.buffer_rgba())[:, :, 2::-1]
     plt.close(figure)
+    encoded, data = cv2.imencode(suffix, np.ascontiguousarray(rendered))
+    if not encoded:
+        raise HbensError(f"{path}: the picture could not be encoded as {suffix}")
+    with atomic_path(path, inputs) as temp:
+        temp.write_bytes(data.tobytes())

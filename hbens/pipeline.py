@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 from hbens.errors import HbensError
-from hbens.outputs import PathLike
+from hbens.outputs import WRITE_ERRNOS, PathLike
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a Dask scheduler before giving up."""
@@ -297,7 +297,12 @@ def _collect(executor, index: int, future, names: Sequence[str], keep_going: boo
         return index, executor.result(future)
     except (HbensError, TaskLost) as error:
         message = f"{names[index]}: {error}"
-    except (OSError, ValueError, RuntimeError, MemoryError) as error:
+    except OSError as error:
+        if error.errno in WRITE_ERRNOS:
+            raise
+        where = f" ({error.filename})" if error.filename else ""
+        message = f"{names[index]}: {type(error).__name__}: {error.strerror or error}{where}"
+    except (ValueError, RuntimeError, MemoryError) as error:
         message = f"{names[index]}: {type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
     if not keep_going:
         raise HbensError(f"{message} (--keep-going reports such images and goes on)")

@@ -210,9 +210,14 @@ class SubmissionWriter:
         self._handle.write(",".join(HEADER) + "\n")
         return self
 
-    def __exit__(self, *exc_info) -> bool | None:
-        self._handle.close()
-        return self._context.__exit__(*exc_info)
+    def __exit__(self, kind, error, trace) -> bool | None:
+        try:
+            self._handle.close()
+        except OSError as closing:
+            if kind is None:
+                self._context.__exit__(type(closing), closing, closing.__traceback__)
+                raise
+        return self._context.__exit__(kind, error, trace)
 
     def write(self, image: str, class_name: str, rle: str) -> None:
         """Write one row; rows must come in canonical order (image name, class order)."""

@@ -96,10 +96,13 @@ def random_mask(rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE, 
 
 
 def write_annotation(path: Path, polygons: dict[str, np.ndarray]) -> None:
-    """Write polygons as a competition annotation JSON."""
+    """Write polygons as a competition annotation JSON (atomically)."""
+    from hbens.outputs import atomic_open
+
     path.parent.mkdir(parents=True, exist_ok=True)
     annotations = [{"label": name, "points": np.round(p).astype(int).tolist()} for name, p in polygons.items()]
-    path.write_text(json.dumps({"annotations": annotations}), encoding="utf-8")
+    with atomic_open(path) as handle:
+        handle.write(json.dumps({"annotations": annotations}))
 
 
 def render_xray(polygons: dict[str, np.ndarray], rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:

@@ -70,6 +70,6 @@ def test_side_outputs_never_overwrite_inputs(tmp_path, example):
                  ["fuse", csvs[0], csvs[1], "-o", tmp_path / "f.csv", "--largest", "--report", csvs[1], "--quiet"],
                  ["show", csvs[0], "-o", csvs[0]]):
         result = run(*args)
-        assert result.exit_code == 1 and "would overwrite input" in result.output, (args, result.output)
+        assert result.exit_code == 1 and "is also the input" in result.output, (args, result.output)
     assert csvs[0].read_bytes() == before
     assert not (tmp_path / "c.csv").exists() and not (tmp_path / "f.csv").exists()

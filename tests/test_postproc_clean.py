@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -126,8 +128,15 @@ def test_configs_from_options_and_file(tmp_path):
     only = clean_configs(CleanConfig(keep=1), ["Ulna", "Radius"])
     assert sorted(only) == ["Radius", "Ulna"]
     path.write_text("Pisiform: {smallest: true}\n")
-    with pytest.raises(HbensError, match="Pisiform: unknown option\\(s\\) smallest"):
+    with pytest.raises(HbensError, match="Pisiform: unknown key\\(s\\) smallest; known: min_area"):
         clean_configs(CleanConfig(), None, str(path))
+    for text, message in (('fill_holes: "false"\n', "fill_holes: expected true or false, got the string 'false'"),
+                          ("min_area: .nan\n", "min_area: expected a whole number, got nan"),
+                          ("Ulna: {keep: 0}\n", "Ulna: keep must be >= 1, got 0"),
+                          ("Ulna: {connectivity: 6}\n", "Ulna: connectivity must be 4 or 8, got 6")):
+        path.write_text(text)
+        with pytest.raises(HbensError, match=re.escape(message)):
+            clean_configs(CleanConfig(), None, str(path))
     with pytest.raises(HbensError, match="unknown class 'Nail'"):
         clean_configs(CleanConfig(), ["Nail"])
 
@@ -167,7 +176,7 @@ def test_cli_clean_and_fuse_with_clean_options(tmp_path, example):
     changed = {k for k, v in read_submission(tmp_path / "u.csv").items() if v != read_submission(csvs[0])[k]}
     assert changed and {name for _, name in changed} == {"Ulna"}
     result = runner.invoke(cli, ["clean", str(csvs[0]), "-o", str(csvs[0]), "--largest"])
-    assert result.exit_code == 1 and "would overwrite input" in result.output
+    assert result.exit_code == 1 and "is also the input" in result.output
     result = runner.invoke(cli, ["clean", str(csvs[0]), "-o", str(out), "--largest", "--keep", "2"])
     assert result.exit_code == 2 and "--largest or --keep" in result.output
 

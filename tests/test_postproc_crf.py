@@ -73,7 +73,7 @@ def test_crf_folder_and_cli(tmp_path, rng):
     lines = (tmp_path / "crf.csv").read_text().splitlines()
     assert lines[0] == "image_name,class,rle" and lines[1].startswith("img0.png,finger-1,") and len(lines) == 5
     result = CliRunner().invoke(cli, ["crf", str(stores), "--images", str(images), "-o", str(stores)])
-    assert result.exit_code == 1 and "would overwrite the input stores" in result.output
+    assert result.exit_code == 1 and "is also the input STORES" in result.output
     (images / "ID001" / "img1.png").unlink()
     result = CliRunner().invoke(cli, ["crf", str(stores), "--images", str(images), "-o", str(tmp_path / "o3")])
     assert result.exit_code == 1 and "img1.npz: its image img1.png is not under" in result.output

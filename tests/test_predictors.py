@@ -241,6 +241,39 @@ def test_cli_predict_csv_resume_after_a_killed_run(tmp_path, checkpoints, images
         assert np.array_equal(load_probabilities(killed / name), load_probabilities(tmp_path / "a" / "pretrained" / name))
 
 
+def test_resume_recomputes_stores_of_another_image_size_or_tta(tmp_path, checkpoints, images):
+    import shutil
+
+    import cv2
+
+    from hbens.predictors import describe_predict
+
+    source = ModelSource(checkpoint=str(checkpoints["smp"]))
+    out = tmp_path / "out"
+
+    def run(folder, **options):
+        return predict_folder([source], folder, out, PredictOptions(**options), resume=True).stats
+
+    assert run(images, size=32).predicted == 3
+    same = run(images, size=32)
+    assert (same.resumed, same.predicted, same.redone) == (3, 0, 0)
+    resized = run(images, size=64)
+    assert (resized.predicted, resized.redone, resized.reasons) == (3, 3, {"another --size": 3})
+    flipped = run(images, size=64, tta="hflip")
+    assert (flipped.predicted, flipped.redone, flipped.reasons) == (3, 3, {"another --tta": 3})
+    edited = tmp_path / "edited"
+    shutil.copytree(images, edited)
+    first = sorted(edited.rglob("*.png"))[0]
+    cv2.imwrite(str(first), 255 - cv2.imread(str(first), cv2.IMREAD_GRAYSCALE))
+    summary = predict_folder([source], edited, out, PredictOptions(size=64, tta="hflip"), resume=True)
+    assert (summary.stats.resumed, summary.stats.redone, summary.stats.reasons) == (2, 1, {"another image": 1})
+    assert "1 store(s) found but redone (another image: 1)" in describe_predict(summary)
+    fresh = tmp_path / "fresh"
+    predict_folder([source], edited, fresh, PredictOptions(size=64, tta="hflip"))
+    for path in (fresh / "pretrained").glob("*.npz"):
+        assert np.array_equal(load_probabilities(path), load_probabilities(out / "pretrained" / path.name))
+
+
 def test_cli_bad_inputs(tmp_path, checkpoints, images):
     runner = CliRunner()
     base = ["predict", "--images", str(images), "-o", str(tmp_path / "o"), "--quiet"]

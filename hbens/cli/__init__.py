@@ -6,28 +6,70 @@ needs inside its function.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Sequence
+
 import click
 
 from hbens.cli.clean import clean
 from hbens.cli.crf import crf
 from hbens.cli.fuse import fuse
+from hbens.cli.options import OUTPUTS
 from hbens.cli.predict import predict
 from hbens.cli.submissions import check, score, show
 from hbens.cli.synth import synth
 from hbens.cli.tune import apply, tune
 from hbens.errors import HbensError
+from hbens.outputs import WRITE_ERRNOS
+from hbens.settings import clip
 
 COMMANDS = (check, score, fuse, clean, predict, crf, tune, apply, show, synth)
 
+MESSAGE_LIMIT = 300
+"""Longest error line printed (characters); longer ones are cut with a count of the rest."""
+
+
+def _is_output(path: str, outputs: Sequence[str]) -> bool:
+    """Whether ``path`` is a temporary of an atomic output, or is or lies in one of ``outputs``."""
+    from hbens.paths import TEMPORARY
+
+    target = Path(path)
+    return bool(TEMPORARY.match(target.name)) or any(
+        target.resolve().is_relative_to(Path(output).resolve()) for output in outputs)
+
+
+def system_error(error: OSError, *, command: str, outputs: Sequence[str]) -> str:
+    """``hbens CMD: cannot write PATH: reason`` (or ``cannot read``) for an error of the system, one line."""
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.filename is None:
+        return clip(f"hbens {command}: {reason}", limit=MESSAGE_LIMIT)
+    path = str(error.filename)
+    verb = "write" if error.errno in WRITE_ERRNOS or _is_output(path, outputs) else "read"
+    return clip(f"hbens {command}: cannot {verb} {path}: {reason}", limit=MESSAGE_LIMIT)
+
 
 class HbensGroup(click.Group):
-    """A group that reports HbensError as one line and exit status 1, never a traceback."""
+    """A group that ends every command in one line, never a traceback.
+
+    HbensError (bad input, refused operation) is ``Error: ...`` with exit status 1; an error of the
+    system (full disk, permission, not a folder) is ``hbens CMD: cannot write PATH: reason`` with
+    exit status 1; Ctrl-C is ``hbens CMD: interrupted`` with exit status 130.  Temporary files
+    are removed by the atomic writers on the way out, and output folders this run created and did
+    not fill by :func:`hbens.paths.output_folders`.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except HbensError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(clip(str(error), limit=MESSAGE_LIMIT)) from None
+        except OSError as error:
+            outputs = ctx.meta.get(OUTPUTS, ())
+            click.echo(system_error(error, command=ctx.invoked_subcommand, outputs=outputs), err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo(f"hbens {ctx.invoked_subcommand}: interrupted", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=HbensGroup, context_settings={"help_option_names": ["-h", "--help"]})

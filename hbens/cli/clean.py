@@ -11,7 +11,7 @@ from hbens.cli.options import (
     execution_options,
     existing_file,
     finish,
-    refuse_inputs,
+    guard_paths,
 )
 
 
@@ -23,13 +23,14 @@ from hbens.cli.options import (
 @clean_options(config_flags=("--config", "--clean-config"))
 def clean(submission, output, quiet, workers, scheduler, keep_going, report, **options) -> None:
     """Clean SUBMISSION's masks: small components, largest components, holes."""
+    guard_paths(reads=[("SUBMISSION", submission), ("--config", options["clean_config"])],
+                writes=[("-o", output), ("--report", report)])
     from hbens.postproc import clean_csv
 
     cleanup = cleanup_from_options(**options)
     if cleanup is None:
         raise click.UsageError("nothing to do: give --min-area, --keep/--largest, --fill-holes or --config")
     execution = execution_from_options(workers, scheduler, keep_going, quiet)
-    refuse_inputs((output, report), [submission])
     summary = clean_csv(submission, output, cleanup, execution=execution)
     finish(summary, f"wrote {output}: {summary.rows} rows in {summary.seconds:.1f} s", cleanup, report, quiet,
             (submission,))

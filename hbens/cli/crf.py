@@ -11,8 +11,11 @@ from hbens.cli.options import (
     execution_from_options,
     execution_options,
     existing_file,
+    files_under,
     finish,
-    refuse_inputs,
+    guard_paths,
+    positive,
+    probability,
 )
 
 
@@ -22,16 +25,16 @@ from hbens.cli.options import (
               help="Folder of the PNGs the probabilities came from (searched recursively).")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for refined stores.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write a submission CSV.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--threshold", type=probability, default=0.5, show_default=True,
               help="Foreground where the refined probability exceeds this.")
 @click.option("--thresholds", type=existing_file, help="Per-class thresholds: CSV class,threshold.")
 @click.option("--iterations", type=click.IntRange(min=1), default=5, show_default=True, help="Mean-field iterations.")
-@click.option("--gaussian-sxy", type=float, default=3.0, show_default=True, help="Smoothness kernel width (pixels).")
-@click.option("--gaussian-compat", type=float, default=3.0, show_default=True, help="Smoothness kernel weight.")
-@click.option("--bilateral-sxy", type=float, default=50.0, show_default=True, help="Appearance kernel width (pixels).")
-@click.option("--bilateral-srgb", type=float, default=13.0, show_default=True,
+@click.option("--gaussian-sxy", type=positive, default=3.0, show_default=True, help="Smoothness kernel width (pixels).")
+@click.option("--gaussian-compat", type=positive, default=3.0, show_default=True, help="Smoothness kernel weight.")
+@click.option("--bilateral-sxy", type=positive, default=50.0, show_default=True, help="Appearance kernel width (pixels).")
+@click.option("--bilateral-srgb", type=positive, default=13.0, show_default=True,
               help="Appearance kernel intensity width (gray levels).")
-@click.option("--bilateral-compat", type=float, default=10.0, show_default=True, help="Appearance kernel weight.")
+@click.option("--bilateral-compat", type=positive, default=10.0, show_default=True, help="Appearance kernel weight.")
 @click.option("--margin", type=click.IntRange(min=0), default=16, show_default=True,
               help="Pixels added around each class crop.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
@@ -41,6 +44,10 @@ def crf(stores, images, output, csv_path, threshold, thresholds, quiet, workers,
         iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat, margin,
         **clean) -> None:
     """Refine the probability STORES (a folder written by hbens predict) with a dense CRF."""
+    guard_paths(reads=[("STORES", stores), *files_under("STORES", stores), ("--images", images),
+                       *files_under("--images", images), ("--thresholds", thresholds),
+                       ("--clean-config", clean["clean_config"])],
+                writes=[("--csv", csv_path), ("--report", report)], folder_writes=[("-o", output)])
     from hbens.postproc.crf import CRFParams, crf_folder
 
     params = CRFParams(iterations=iterations, gaussian_sxy=gaussian_sxy, gaussian_compat=gaussian_compat,
@@ -49,7 +56,6 @@ def crf(stores, images, output, csv_path, threshold, thresholds, quiet, workers,
     cleanup = cleanup_from_options(**clean)
     execution = execution_from_options(workers, scheduler, keep_going, quiet)
     per_class = class_thresholds(threshold, thresholds)
-    refuse_inputs((csv_path, report), (stores, images))
     summary = crf_folder(stores, images, output, params, csv=csv_path, thresholds=per_class, cleanup=cleanup,
                          execution=execution)
     finish(summary, f"refined {summary.images} image(s) in {summary.seconds:.1f} s into {output}", cleanup, report,

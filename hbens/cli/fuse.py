@@ -73,7 +73,7 @@ def fuse(inputs, output, strategy, threshold, thresholds, space, stores_out, pre
     if union + intersection + (min_votes is not None) > 1:
         raise click.UsageError("give at most one of --min-votes, --union, --intersection")
     if min_votes is not None and min_votes > n:
-        raise click.BadParameter(f"{min_votes} is more than the {n} inputs", param_hint="--min-votes")
+        raise click.BadParameter(f"{min_votes} is outside 1..{n} for {n} inputs", param_hint="--min-votes")
     if weights is not None and len(weights) != n:
         raise click.BadParameter(f"{len(weights)} weights for {n} inputs; give one per input", param_hint="--weights")
     refuse_repeated("INPUTS", inputs)

@@ -5,15 +5,19 @@ from __future__ import annotations
 import click
 
 from hbens.cli.options import (
+    FiniteFloat,
     class_thresholds,
     clean_options,
     cleanup_from_options,
     execution_from_options,
     execution_options,
     existing_file,
+    files_under,
     finish,
-    parse_weights,
-    refuse_inputs,
+    guard_paths,
+    probability,
+    refuse_repeated,
+    weight_list,
 )
 
 
@@ -35,7 +39,7 @@ from hbens.cli.options import (
 @click.option("--channels", help="Select output channels START:STOP when a model gives more than 29.")
 @click.option("--size", type=click.IntRange(min=32), help="Resize images to N x N (multiple of 32) for the model.")
 @click.option("--window", type=click.IntRange(min=1), help="Sliding window of N x N pixels instead of a single pass.")
-@click.option("--overlap", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True,
+@click.option("--overlap", type=FiniteFloat(0, 1, max_open=True), default=0.5, show_default=True,
               help="Overlap of sliding windows, as a fraction of the window.")
 @click.option("--blend", type=click.Choice(["gaussian", "mean"]), default="gaussian", show_default=True,
               help="How overlapping windows are blended.")
@@ -45,9 +49,9 @@ from hbens.cli.options import (
               help="How TTA passes are merged (on logits).")
 @click.option("--normalize", default="none", show_default=True, help="imagenet, none or MEAN,STD.")
 @click.option("--ensemble", type=click.Choice(["mean"]), help="Average all checkpoints into one store.")
-@click.option("--weights", help="Ensemble weights, one per checkpoint, e.g. 2,1.")
+@click.option("--weights", type=weight_list, help="Ensemble weights, one per checkpoint, e.g. 2,1.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write a submission CSV.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--threshold", type=probability, default=0.5, show_default=True,
               help="Foreground where the probability exceeds this (for --csv).")
 @click.option("--thresholds", type=existing_file, help="Per-class thresholds: CSV class,threshold.")
 @click.option("--precision", type=click.Choice(["uint8", "fp16"]), default="uint8", show_default=True,
@@ -57,30 +61,55 @@ from hbens.cli.options import (
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Windows per forward pass with --window.")
 @click.option("--resume", is_flag=True, help="Skip images whose stores exist and are valid.")
+@click.option("--crop-from", "crop_from", type=click.Path(exists=True),
+              help="Region model: run on each image's region around --crop-classes in this first-stage "
+                   "submission CSV or folder of maps (p > 0.5).")
+@click.option("--crop-classes", help="Classes the region surrounds, comma-separated [default: the eight wrist bones].")
+@click.option("--crop-margin", type=FiniteFloat(0), help="Margin added on each side of the region, as a fraction "
+                                                         "of its size [default: 0.15].")
+@click.option("--model-classes", help="The model's classes in channel order, comma-separated, when it gives "
+                                      "fewer than 29 (its stores hold only these).")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @execution_options
 @clean_options(classes_flag="--clean-classes")
 def predict(checkpoints, images, output, arch, encoder, in_channels, n_classes, checkpoint_format, allow_pickle,
             channels, size, window, overlap, blend, tta, merge, normalize, ensemble, weights, csv_path, threshold,
-            thresholds, precision, device, batch_size, resume, quiet, workers, scheduler, keep_going, report,
-            **clean) -> None:
+            thresholds, precision, device, batch_size, resume, crop_from, crop_classes, crop_margin, model_classes,
+            quiet, workers, scheduler, keep_going, report, **clean) -> None:
     """Predict per-class probabilities of every PNG in --images with each --ckpt."""
     from pathlib import Path
 
+    from hbens.classes import CLASSES, WRIST, parse_class_list
     from hbens.predictors import ModelSource, ModelSpec, PredictOptions, describe_predict, predict_folder
-    from hbens.predictors.model import resolve_device
+    from hbens.predictors.checkpoints import checkpoint_files
+    from hbens.predictors.model import parse_channels, resolve_device
 
+    if weights is not None and len(weights) != len(checkpoints):
+        raise click.BadParameter(f"{len(weights)} weights for {len(checkpoints)} checkpoints; give one per --ckpt",
+                                 param_hint="--weights")
+    if crop_from is None and (crop_classes is not None or crop_margin is not None):
+        raise click.UsageError("--crop-classes and --crop-margin need --crop-from")
+    classes = parse_class_list(model_classes, option="--model-classes") if model_classes else CLASSES
+    around = parse_class_list(crop_classes, option="--crop-classes") if crop_classes else WRIST
+    refuse_repeated("--ckpt", checkpoints)
+    models = [("--ckpt", file) for path in checkpoints for file in [path, *checkpoint_files(path)]]
+    guard_paths(reads=[*models, ("--images", images), *files_under("--images", images), ("--thresholds", thresholds),
+                       ("--crop-from", crop_from), *files_under("--crop-from", crop_from),
+                       ("--clean-config", clean["clean_config"])],
+                writes=[("--csv", csv_path), ("--report", report)], folder_writes=[("-o", output)])
+    parse_channels(channels)
     options = PredictOptions(size=size, window=window, overlap=overlap, blend=blend, tta=tta, merge=merge,
                              normalize=normalize, batch_size=batch_size,
                              precision="float16" if precision == "fp16" else "uint8")
     cleanup = cleanup_from_options(**clean)
     execution = execution_from_options(workers, scheduler, keep_going, quiet, default_workers=1)
     per_class = class_thresholds(threshold, thresholds)
-    refuse_inputs((csv_path, report), (*checkpoints, images))
     spec = ModelSpec(arch, encoder, in_channels, n_classes)
     sources = [ModelSource(checkpoint=str(Path(path).resolve()), spec=spec, allow_pickle=allow_pickle,
-                           format=checkpoint_format, device=resolve_device(device), channels=channels)
+                           format=checkpoint_format, device=resolve_device(device), channels=channels, classes=classes)
                for path in checkpoints]
-    summary = predict_folder(sources, images, output, options, ensemble=ensemble, weights=parse_weights(weights),
-                             csv=csv_path, thresholds=per_class, resume=resume, cleanup=cleanup, execution=execution)
+    summary = predict_folder(sources, images, output, options, ensemble=ensemble, weights=weights,
+                             csv=csv_path, thresholds=per_class, resume=resume, cleanup=cleanup, execution=execution,
+                             crop_from=crop_from, crop_classes=around,
+                             crop_margin=0.15 if crop_margin is None else crop_margin)
     finish(summary, describe_predict(summary), cleanup, report, quiet)

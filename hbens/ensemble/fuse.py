@@ -7,6 +7,7 @@ only its RLE strings to the worker.  No 2048x2048 array is built.
 
 from __future__ import annotations
 
+import math
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from hbens.errors import HbensError
 from hbens.outputs import PathLike
 from hbens.pipeline import Execution, ImageOutput, RunSummary, run_images
 from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
-from hbens.settings import read_settings
+from hbens.settings import check_mapping, clip, examples, read_csv_rows, read_settings
 from hbens.submission import SubmissionIndex, scan_submission
 
 
@@ -79,39 +80,58 @@ def classwise_rules(
             available = [(s[name], -i) for i, s in enumerate(scores) if name in s]
             if available:
                 rules[name] = VoteRule.make([-max(available)[1]])
+    picked: dict[str, str] = {}
     for text in picks:
         name, rule = parse_pick(text, n_inputs)
+        if name in picked:
+            raise HbensError(f"--pick {picked[name]} and --pick {text} both choose {name}; give one --pick per class")
+        picked[name] = text
         rules[name] = rule
     return rules
 
 
-def read_class_weights(path: PathLike, n_inputs: int) -> dict[str, list[float]]:
-    """Per-class weights from JSON (``{"Pisiform": [1, 2, 1]}``) or CSV rows ``class,w1,w2,...``."""
-    import csv
+def _csv_class_weights(path: PathLike) -> list[tuple[str, str, list[float]]]:
+    """``(where, class, weights)`` of the rows ``class,w1,w2,...`` of a CSV (an optional ``class,...``
+    header and blank lines skipped); each weight a finite number."""
+    numbered = []
+    for line, row in enumerate(read_csv_rows(path), start=1):
+        if not row or (line == 1 and row[0].strip() == "class"):
+            continue
+        where = f"{path}:{line}"
+        try:
+            values = [float(w) for w in row[1:]]
+        except ValueError:
+            raise HbensError(f"{where}: weights of {clip(row[0], limit=40)} must be numbers, got "
+                             f"{examples(row[1:])}") from None
+        if not all(math.isfinite(w) for w in values):
+            name = clip(row[0], limit=40)
+            raise HbensError(f"{where}: weights of {name} must be finite, got {examples(values)}")
+        numbered.append((where, row[0], values))
+    return numbered
 
+
+def read_class_weights(path: PathLike, n_inputs: int) -> dict[str, list[float]]:
+    """Per-class weights from JSON (``{"Pisiform": [1, 2, 1]}``) or CSV rows ``class,w1,w2,...``.
+
+    Names must be classes and weights lists of ``n_inputs`` finite numbers > 0; every problem is
+    one line naming the file, and the line or key.
+    """
     if str(path).endswith(".json"):
-        data = read_settings(path)
-        if not isinstance(data, dict):
-            raise HbensError(f"{path}: not a JSON object of class -> weights")
-        numbered = [(None, name, weights) for name, weights in data.items()]
+        data = check_mapping(read_settings(path), {name: [float] for name in CLASSES}, where=str(path))
+        numbered = [(f"{path}: {name}", name, weights) for name, weights in data.items()]
     else:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as error:
-            raise HbensError(f"{path}: cannot read ({error.strerror}); check the path") from None
-        rows = [row for row in csv.reader(text.splitlines()) if row]
-        numbered = [(n, row[0], row[1:]) for n, row in enumerate(rows, start=1) if row[0] != "class"]
+        numbered = _csv_class_weights(path)
     result = {}
-    for line, name, weights in numbered:
-        where = f"{path}:{line}" if line else f"{path}"
+    for where, name, values in numbered:
         if name not in CLASS_INDEX:
-            raise HbensError(f"{where}: unknown class {name!r}; valid classes: {', '.join(CLASSES)}")
-        try:
-            values = [float(w) for w in weights]
-        except (TypeError, ValueError):
-            raise HbensError(f"{where}: weights of {name} must be numbers") from None
+            raise HbensError(f"{where}: unknown class {clip(repr(name), limit=40)}; valid classes: "
+                             f"{examples(CLASSES)}")
+        if name in result:
+            raise HbensError(f"{where}: {name} is given twice; give one row per class")
         if len(values) != n_inputs:
             raise HbensError(f"{where}: {len(values)} weights for {name}, expected one per input ({n_inputs})")
+        if not all(w > 0 for w in values):
+            raise HbensError(f"{where}: weights of {name} must be > 0, got {examples(values)}")
         result[name] = values
     return result
 

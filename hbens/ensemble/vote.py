@@ -7,6 +7,7 @@ strictly greater than a threshold; a k-of-n vote is weights 1 and threshold k - 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -16,6 +17,7 @@ from numba import njit
 from hbens.errors import HbensError
 from hbens.rle import format_runs_ascii, parse_runs_ascii, string_to_runs
 from hbens.runs import Runs
+from hbens.settings import examples
 
 
 
@@ -104,7 +106,9 @@ class VoteRule:
         """A k-of-n vote (default: strict majority) or, with ``weights``, a weighted vote.
 
         Weighted: foreground where the weights of the marking inputs sum to more than
-        ``min_weight`` (default half of the total weight).
+        ``min_weight`` (default half of the total weight), which must be below the total.  Weights
+        whose sum would overflow (``1e308,1e308``) are scaled by a power of two first, which keeps
+        every sum and comparison exact.
         """
         inputs = tuple(inputs)
         n = len(inputs)
@@ -123,11 +127,15 @@ class VoteRule:
         if len(weights) != n:
             raise HbensError(f"{len(weights)} weights for {n} inputs; give one weight per input")
         if not all(w > 0 and np.isfinite(w) for w in weights):
-            raise HbensError(f"weights must be positive numbers, got {','.join(map(str, weights))}")
-        threshold = sum(weights) / 2 if min_weight is None else float(min_weight)
-        if not threshold >= 0:
-            raise HbensError(f"--min-weight must be >= 0, got {min_weight}")
-        return cls(inputs, weights, threshold)
+            raise HbensError(f"weights must be positive numbers, got {examples(weights)}")
+        exponent = 0 if math.isfinite(sum(weights)) else math.frexp(max(weights))[1]
+        scaled = tuple(math.ldexp(w, -exponent) for w in weights)
+        total = sum(scaled)
+        threshold = total / 2 if min_weight is None else math.ldexp(float(min_weight), -exponent)
+        if not 0 <= threshold < total:
+            raise HbensError(f"--min-weight {min_weight} must be >= 0 and below the total weight "
+                             f"{sum(weights):g}, or no pixel is ever foreground")
+        return cls(inputs, scaled, threshold)
 
 
 def hard_vote(

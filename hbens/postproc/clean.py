@@ -43,19 +43,23 @@ class CleanConfig:
         return self.min_area > 0 or self.keep is not None or self.fill_holes
 
     @classmethod
-    def from_dict(cls, values: dict, where: str = "") -> CleanConfig:
-        """Build from a mapping of option names (``largest: true`` means ``keep: 1``)."""
-        values = dict(values)
-        if values.pop("largest", False):
-            values["keep"] = 1
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise HbensError(f"{where}unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names | {'largest'}))}")
+    def from_dict(cls, values: object, where: str = "clean settings") -> CleanConfig:
+        """Build from a mapping of option names (``largest: true`` means ``keep: 1``), typed strictly
+        by :data:`CLEAN_SCHEMA` (the YAML string ``"false"`` is not a boolean); ``where`` starts
+        every error."""
+        from hbens.settings import check_mapping
+
+        checked = check_mapping(values, CLEAN_SCHEMA, where=where)
+        if checked.pop("largest", False):
+            checked["keep"] = 1
         try:
-            return cls(**values)
-        except TypeError as error:
-            raise HbensError(f"{where}{error}") from None
+            return cls(**checked)
+        except HbensError as error:
+            raise HbensError(f"{where}: {error}") from None
+
+
+CLEAN_SCHEMA = {"min_area": int, "keep": (int, None), "largest": bool, "fill_holes": bool, "connectivity": int}
+"""The keys of a clean settings mapping and their types (see :func:`hbens.settings.check_mapping`)."""
 
 
 @dataclass(frozen=True)
@@ -258,13 +262,13 @@ def clean_configs(
     file_defaults = {k: v for k, v in data.items() if k not in CLASS_INDEX}
     base = {f.name: getattr(defaults, f.name) for f in fields(CleanConfig)}
     if file_defaults:
-        merged = CleanConfig.from_dict({**base, **file_defaults}, f"{config_file}: ")
+        merged = CleanConfig.from_dict({**base, **file_defaults}, str(config_file))
         configs = {name: merged for name in configs}
     for name, values in overrides.items():
         if not isinstance(values, dict):
             raise HbensError(f"{config_file}: {name} must map option names to values")
         start = {f.name: getattr(configs.get(name, defaults), f.name) for f in fields(CleanConfig)}
-        configs[name] = CleanConfig.from_dict({**start, **values}, f"{config_file}: {name}: ")
+        configs[name] = CleanConfig.from_dict({**start, **values}, f"{config_file}: {name}")
     return configs
 
 

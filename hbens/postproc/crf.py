@@ -17,9 +17,11 @@ import numpy as np
 
 from hbens.classes import CLASS_INDEX, CLASSES
 from hbens.errors import HbensError
+from hbens.paths import output_folders
 from hbens.pipeline import Execution, ImageOutput, RunSummary
 from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
 from hbens.probabilities import ClassCrop, ProbabilityStore, crops_to_rles, tight_crop, write_store
+from hbens.settings import examples
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,11 +47,27 @@ class CRFParams:
                 raise HbensError(f"--{name.replace('_', '-')} {value}: must be a finite number > 0")
 
 
+def check_refine_inputs(probability: np.ndarray, image: np.ndarray) -> None:
+    """Raise HbensError unless ``probability`` is a non-empty 2-D map of finite values in [0, 1] and
+    ``image`` a uint8 map of its shape: pydensecrf ends the process on anything else."""
+    if probability.ndim != 2 or probability.size == 0:
+        raise HbensError(f"CRF: probabilities must be a non-empty 2-D map, got shape {probability.shape}")
+    if image.dtype != np.uint8 or image.shape != probability.shape:
+        expected = f"uint8 of shape {probability.shape}"
+        raise HbensError(f"CRF: the image must be {expected}, got {image.dtype} {image.shape}")
+    inside = (probability >= 0) & (probability <= 1)
+    if not inside.all():
+        shown = examples([float(value) for value in probability[~inside][:3]])
+        raise HbensError(f"CRF: {int((~inside).sum())} probabilities are not finite in [0, 1], e.g. {shown}")
+
+
 def refine(probability: np.ndarray, image: np.ndarray, params: CRFParams = CRFParams()) -> np.ndarray:
-    """Refined bone probability of a 2-D ``probability`` map over its uint8 grayscale ``image``."""
+    """Refined bone probability of a 2-D ``probability`` map over its uint8 grayscale ``image``
+    (both checked first by :func:`check_refine_inputs`)."""
     import pydensecrf.densecrf as dcrf
     from pydensecrf.utils import unary_from_softmax
 
+    check_refine_inputs(probability, image)
     height, width = probability.shape
     p = np.clip(probability.astype(np.float32), 1e-6, 1 - 1e-6)
     crf = dcrf.DenseCRF2D(width, height, 2)
@@ -146,10 +164,10 @@ def crf_folder(
             raise HbensError(f"{path}: its image {name} is not under {images}; pass the folder of the X-rays")
     order = sorted(range(len(paths)), key=names.__getitem__)
     thresholds = tuple(thresholds) if thresholds is not None else (0.5,) * len(CLASSES)
-    output.mkdir(parents=True, exist_ok=True)
     items = [CRFItem(store=str(paths[i]), image=str(by_name[names[i]]), output=str(output / paths[i].name),
                      params=params, thresholds=thresholds, cleanup=cleanup) for i in order]
-    summary = run_images(refine_image, items, execution or Execution(), names=[names[i] for i in order], csv=csv,
-                         inputs=[stores, images], desc="crf")
+    with output_folders([output]):
+        summary = run_images(refine_image, items, execution or Execution(), names=[names[i] for i in order],
+                             csv=csv, inputs=[stores, images], desc="crf")
     summary.stats = summary.stats or CleanTotals()
     return summary

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from hbens.classes import CLASSES
 from hbens.errors import HbensError
+from hbens.settings import clip
 
 ARCH_KEYS = ("arch", "architecture", "_model_class", "model_class", "model_name", "model_type")
 ENCODER_KEYS = ("encoder", "encoder_name", "backbone")
@@ -142,6 +143,42 @@ def _state_dict(obj: Any, path: Path) -> dict[str, Any]:
     raise HbensError(f"{path}: no state dict found (looked for a dict of tensors or keys {', '.join(STATE_KEYS)})")
 
 
+def checkpoint_files(path: str | Path) -> list[Path]:
+    """Every file a checkpoint is read from: the files of a ``save_pretrained`` folder, or the file
+    and the side configs beside it (:data:`SIDE_CONFIGS`) that exist."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(file for file in path.rglob("*") if file.is_file())
+    beside = dict.fromkeys(path.parent / pattern.format(stem=path.stem) for pattern in SIDE_CONFIGS)
+    return [path, *(file for file in beside if file.is_file())]
+
+
+_HASHES: dict[tuple, str] = {}
+
+
+def checkpoint_hash(path: str | Path) -> str:
+    """blake2b (128 bits) of the bytes and relative names of :func:`checkpoint_files`.
+
+    Computed once per process for each set of (file, size, modification time), so that every
+    image of a run reuses it.
+    """
+    import hashlib
+
+    path = Path(path)
+    root = path if path.is_dir() else path.parent
+    files = checkpoint_files(path)
+    key = tuple((str(file), file.stat().st_size, file.stat().st_mtime_ns) for file in files)
+    if key not in _HASHES:
+        digest = hashlib.blake2b(digest_size=16)
+        for file in files:
+            digest.update(str(file.relative_to(root)).encode() + b"\0")
+            with open(file, "rb") as handle:
+                for chunk in iter(lambda: handle.read(2**20), b""):
+                    digest.update(chunk)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
 def _side_config(path: Path) -> dict[str, Any]:
     """The first mapping among the YAML/JSON files beside a checkpoint (see :data:`SIDE_CONFIGS`)."""
     from hbens.settings import read_settings
@@ -164,6 +201,18 @@ def _load_weights(module, state: dict[str, Any], path: Path):
     return module
 
 
+def _load_safetensors(path: Path) -> dict[str, Any]:
+    """The tensors of a ``.safetensors`` file; HbensError in one line when it is truncated or foreign."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        reason = clip(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        raise HbensError(f"{path}: not a complete safetensors file ({reason}); save the weights again") from None
+
+
 def load_torchscript(path: Path, spec: ModelSpec, allow_pickle: bool) -> LoadedModel:
     import torch
 
@@ -183,9 +232,7 @@ def load_smp_folder(path: Path, spec: ModelSpec, allow_pickle: bool) -> LoadedMo
                       {**{k: v for k, v in config.items() if not k.startswith("_")}, **spec.kwargs})
     weights = path / "model.safetensors"
     if weights.is_file():
-        from safetensors.torch import load_file
-
-        state = load_file(str(weights))
+        state = _load_safetensors(weights)
     else:
         state = _state_dict(_torch_load(path / "pytorch_model.bin", allow_pickle), path)
     module = _load_weights(built.build(path), state, path)
@@ -202,9 +249,7 @@ def load_lightning(path: Path, spec: ModelSpec, allow_pickle: bool) -> LoadedMod
 
 def load_state_dict(path: Path, spec: ModelSpec, allow_pickle: bool) -> LoadedModel:
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
+        state = _load_safetensors(path)
     else:
         state = _state_dict(_torch_load(path, allow_pickle), path)
     built = spec.completed_by(_side_config(path))

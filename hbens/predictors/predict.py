@@ -9,30 +9,35 @@ stored probability thresholded, so that ``--csv`` equals thresholding the store 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import threading
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from hbens.classes import CLASSES
+from hbens.classes import CLASSES, WRIST
 from hbens.errors import HbensError
 from hbens.probabilities import (
     FLOOR,
     ClassCrop,
     ProbabilityStore,
     crops_to_rles,
-    is_valid_store,
     tight_crop,
     write_store,
 )
 from hbens.images import find_images, parse_normalize, read_gray, to_input
+from hbens.paths import output_folders
 from hbens.pipeline import Execution, ImageOutput, RunSummary
 from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
-from hbens.predictors.checkpoints import ModelSpec, load_model
+from hbens.predictors.checkpoints import ModelSpec, checkpoint_hash, load_model
 from hbens.predictors.model import InferenceModel, parse_channels
+from hbens.predictors.region import Region, cut_region, image_regions, paste_crops, region_meta
 from hbens.predictors.tta import MERGES, parse_tta, predict_tta, tta_steps
 from hbens.predictors.upsample import source_box, upsample_crop
 from hbens.predictors.window import BLENDS, predict_windows
@@ -112,9 +117,14 @@ class Predictor:
 def probability_crops(
     logit_sets: Sequence[np.ndarray], weights: Sequence[float], shape: tuple[int, int], options: PredictOptions
 ) -> list[ClassCrop]:
-    """Quantized per-class crops of the weighted mean of the models' sigmoid probabilities."""
+    """Quantized per-class crops of the weighted mean of the models' sigmoid probabilities.
+
+    Weights are divided by the largest before they are summed, so that no scale overflows.
+    """
     crops = []
-    total = float(sum(weights))
+    largest = max(weights)
+    shares = [weight / largest for weight in weights]
+    total = sum(shares)
     above = [logits > FLOOR_LOGIT for logits in logit_sets]
     flags = [(a.any(axis=2), a.any(axis=1)) for a in above]
     for c in range(logit_sets[0].shape[0]):
@@ -125,8 +135,8 @@ def probability_crops(
             continue
         box = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
         probability = np.zeros((box[2] - box[0], box[3] - box[1]), np.float32)
-        for logits, weight in zip(logit_sets, weights):
-            probability += np.float32(weight / total) / (1 + np.exp(-upsample_crop(logits[c], shape, box)))
+        for logits, share in zip(logit_sets, shares):
+            probability += np.float32(share / total) / (1 + np.exp(-upsample_crop(logits[c], shape, box)))
         crops.append(tight_crop(probability, box[:2], options.precision, options.padding))
     return crops
 
@@ -141,6 +151,7 @@ class ModelSource:
     format: str | None = None
     device: str = "cpu"
     channels: str | None = None
+    classes: tuple[str, ...] = CLASSES
 
 
 _PREDICTORS: dict[str, Predictor] = {}
@@ -153,24 +164,35 @@ def load_predictor(source: ModelSource, options: PredictOptions) -> Predictor:
     with _LOADING:
         if key not in _PREDICTORS:
             loaded = load_model(source.checkpoint, source.spec, source.allow_pickle, source.format)
-            _PREDICTORS[key] = Predictor(InferenceModel(loaded, source.device, parse_channels(source.channels)), options)
+            _PREDICTORS[key] = Predictor(InferenceModel(loaded, source.device, parse_channels(source.channels),
+                                                         outputs=len(source.classes)), options)
         return _PREDICTORS[key]
 
 
 @dataclass(frozen=True)
 class PredictStats:
-    """Images predicted and resumed, seconds in forward passes, bytes of stores written (adds up)."""
+    """Images predicted and resumed, stores redone (and why), seconds in forward passes, bytes of
+    stores written (adds up).
+
+    A store is *redone* when ``--resume`` found it but could not reuse it: damaged, or made from
+    another image, other checkpoints or other options; ``reasons`` counts each why.
+    """
 
     predicted: int = 0
     resumed: int = 0
     forward_seconds: float = 0.0
     store_bytes: int = 0
     clean: CleanTotals = field(default_factory=CleanTotals)
+    redone: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    whole_frame: tuple[str, ...] = ()
 
     def __add__(self, other: PredictStats) -> PredictStats:
         return PredictStats(self.predicted + other.predicted, self.resumed + other.resumed,
                             self.forward_seconds + other.forward_seconds, self.store_bytes + other.store_bytes,
-                            self.clean + other.clean)
+                            self.clean + other.clean, self.redone + other.redone,
+                            dict(Counter(self.reasons) + Counter(other.reasons)),
+                            self.whole_frame + other.whole_frame)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,6 +209,7 @@ class PredictItem:
     rows: bool = False
     resume: bool = False
     cleanup: Cleanup | None = None
+    region: Region | None = None
 
 
 def _store_paths(item: PredictItem) -> dict[str, Path]:
@@ -194,36 +217,109 @@ def _store_paths(item: PredictItem) -> dict[str, Path]:
     return {group: Path(folder) / f"{stem}.npz" for group, folder in item.folders.items()}
 
 
+def image_record(path: str | Path) -> dict[str, object]:
+    """What identifies an image: its size in bytes and the blake2b (128 bits) of its bytes."""
+    data = Path(path).read_bytes()
+    return {"bytes": len(data), "blake2b": hashlib.blake2b(data, digest_size=16).hexdigest()}
+
+
+def made_by(item: PredictItem, group: str, image: dict[str, object]) -> dict[str, object]:
+    """Everything that sets the numbers of ``group``'s store of ``item``, as JSON stores it.
+
+    The image's content, each member's checkpoint hash, architecture, format and channels, the
+    members' weights (relative to the largest) and every :class:`PredictOptions` field;
+    ``--resume`` reuses a store only when its record equals this.
+    """
+    members = item.groups[group]
+    models = [{"name": member, "checkpoint": checkpoint_hash(item.sources[member].checkpoint),
+               "spec": asdict(item.sources[member].spec), "format": item.sources[member].format,
+               "channels": item.sources[member].channels, "classes": list(item.sources[member].classes)}
+              for member in members]
+    largest = max(item.weights[member] for member in members)
+    record = {"image": image, "models": models, "options": asdict(item.options),
+              "weights": [item.weights[member] / largest for member in members],
+              "region": list(item.region.box) if item.region is not None else None}
+    return json.loads(json.dumps(record))
+
+
+RECORD_REASONS = {"image": "another image", "models": "other checkpoints", "weights": "other --weights",
+                  "region": "another region"}
+"""Why a store is redone, by the part of its record that differs (options name their flag)."""
+
+
+def stale_reason(stored: object, expected: dict[str, object]) -> str | None:
+    """Why a store recorded as made by ``stored`` cannot stand for ``expected`` (see :func:`made_by`);
+    None when they are equal."""
+    if stored == expected:
+        return None
+    if not isinstance(stored, dict):
+        return "no record of what made it"
+    for key, reason in RECORD_REASONS.items():
+        if stored.get(key) != expected[key]:
+            return reason
+    options = stored.get("options") if isinstance(stored.get("options"), dict) else {}
+    changed = [name for name, value in expected["options"].items() if options.get(name) != value]
+    return f"another --{changed[0].replace('_', '-')}" if changed else "another hbens"
+
+
+def reuse_problem(path: Path, made: dict[str, object]) -> str | None:
+    """Why the store at ``path`` cannot be reused as the store ``made`` describes; None when it can."""
+    try:
+        store = ProbabilityStore(path)
+    except HbensError:
+        return "incomplete or damaged"
+    return stale_reason(store.meta.get("made"), made)
+
+
 def predict_image(item: PredictItem) -> ImageOutput:
     """The per-image task of ``hbens predict``: writes one store per output group, returns the rows
-    of the first group (when ``rows``) and what it did."""
+    of the first group (when ``rows``) and what it did.
+
+    With ``resume``, the image's stores are reused when every one exists and was made by the same
+    image, checkpoints and options (:func:`made_by`); otherwise all are recomputed, and those found
+    are counted as redone, with why.
+    """
     name = Path(item.image).name
     paths = _store_paths(item)
     first = next(iter(item.groups))
-    if item.resume and all(is_valid_store(path) for path in paths.values()):
-        rows = []
+    image_id = image_record(item.image)
+    made = {group: made_by(item, group, image_id) for group in item.groups}
+    problems = {}
+    if item.resume:
+        problems = {group: reuse_problem(path, made[group]) for group, path in paths.items() if path.exists()}
+    if item.resume and len(problems) == len(paths) and not any(problems.values()):
+        rows, clean = [], CleanTotals()
         if item.rows:
             store = ProbabilityStore(paths[first])
-            rows = list(zip(store.classes, crops_to_rles(store.stored_crops(), store.shape, item.thresholds)))
-        rows, clean = clean_rows(rows, item.cleanup)
+            rles = crops_to_rles(store.stored_crops(), store.shape, item.thresholds)
+            rows, clean = clean_rows(list(zip(store.classes, rles)), item.cleanup, store.shape)
         return ImageOutput(name, rows, PredictStats(resumed=1, clean=clean))
+    reasons = Counter(problem for problem in problems.values() if problem)
     image = read_gray(item.image)
+    view = image if item.region is None else cut_region(image, item.region, name=name)
     predictors = {model: load_predictor(source, item.options) for model, source in item.sources.items()}
     started = time.perf_counter()
-    logits = {model: predictor.logits([image])[0] for model, predictor in predictors.items()}
+    logits = {model: predictor.logits([view])[0] for model, predictor in predictors.items()}
     forward = time.perf_counter() - started
     written, rows = 0, []
     for group, members in item.groups.items():
         crops = probability_crops([logits[m] for m in members], [item.weights[m] for m in members],
-                                  image.shape, item.options)
+                                  view.shape, item.options)
         meta = {"model": group if len(members) == 1 and members[0] == group else members, "image": name,
-                "tta": item.options.tta, "size": item.options.size, "window": item.options.window}
-        write_store(paths[group], crops, image.shape, item.options.precision, **meta)
+                "tta": item.options.tta, "size": item.options.size, "window": item.options.window,
+                "made": made[group]}
+        if item.region is not None:
+            crops = paste_crops(crops, origin=item.region.box[:2])
+            meta["region"] = region_meta(item.region)
+        classes = item.sources[members[0]].classes
+        write_store(paths[group], crops, image.shape, item.options.precision, classes, **meta)
         written += paths[group].stat().st_size
         if item.rows and group == first:
             rows = list(zip(CLASSES, crops_to_rles(crops, image.shape, item.thresholds)))
     rows, clean = clean_rows(rows, item.cleanup, image.shape)
-    return ImageOutput(name, rows, PredictStats(predicted=1, forward_seconds=forward, store_bytes=written, clean=clean))
+    stats = PredictStats(predicted=1, forward_seconds=forward, store_bytes=written, clean=clean,
+                         redone=sum(reasons.values()), reasons=dict(reasons))
+    return ImageOutput(name, rows, stats)
 
 
 def output_groups(
@@ -233,12 +329,24 @@ def output_groups(
     if ensemble not in (None, "mean"):
         raise HbensError(f"--ensemble {ensemble}: the only ensemble is mean")
     weights = list(weights) if weights is not None else [1.0] * len(names)
-    if len(weights) != len(names) or any(w <= 0 for w in weights):
-        raise HbensError(f"--weights: give one positive weight per checkpoint ({len(names)})")
+    if len(weights) != len(names) or not all(math.isfinite(w) and w > 0 for w in weights):
+        raise HbensError(f"--weights: give one finite weight > 0 per checkpoint ({len(names)})")
     if with_csv and len(names) > 1 and ensemble is None:
         raise HbensError("--csv with several checkpoints needs --ensemble mean (one submission from all of them)")
     groups = {"ensemble": list(names)} if ensemble else {name: [name] for name in names}
     return groups, dict(zip(names, weights))
+
+
+def check_model_classes(sources: Sequence[ModelSource], *, with_csv: bool) -> None:
+    """HbensError when the models give different classes, or when a submission is asked of models
+    without all 29 (their stores hold only their classes)."""
+    classes = {source.classes for source in sources}
+    if len(classes) > 1:
+        raise HbensError("the checkpoints give different classes; predict them in separate runs")
+    (found,) = classes
+    if with_csv and found != CLASSES:
+        raise HbensError(f"--csv needs all {len(CLASSES)} classes but the model gives {len(found)} "
+                         "(--model-classes); drop --csv and fuse its stores with a whole-image model's (hbens fuse)")
 
 
 def predict_folder(
@@ -254,6 +362,9 @@ def predict_folder(
     resume: bool = False,
     cleanup: Cleanup | None = None,
     execution: Execution | None = None,
+    crop_from: str | Path | None = None,
+    crop_classes: Sequence[str] = WRIST,
+    crop_margin: float = 0.15,
 ) -> RunSummary:
     """Predict every PNG under ``images`` into probability stores under ``output``.
 
@@ -262,6 +373,11 @@ def predict_folder(
     submission thresholded at ``thresholds`` (one per class), cleaned by ``cleanup``.  Models are
     loaded here first (so that a bad checkpoint fails before any image) and once per worker.
     The summary's ``stats`` is a :class:`PredictStats`.
+
+    With ``crop_from`` (a first-stage submission CSV or folder of maps), the models run on each
+    image's region around ``crop_classes`` (see :func:`~hbens.predictors.region.image_regions`),
+    computed here; images where it has none of them are predicted whole and listed in
+    ``stats.whole_frame``.
     """
     from hbens.pipeline import run_images
 
@@ -272,17 +388,21 @@ def predict_folder(
             raise HbensError(f"two checkpoints are named {model_name}; rename one")
         named[model_name] = source
     groups, weight_of = output_groups(list(named), ensemble, weights, csv is not None)
+    check_model_classes(sources, with_csv=csv is not None)
     folders = {group: Path(output) / group for group in groups}
     paths = find_images(images)
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
+    regions = image_regions(crop_from, paths, classes=crop_classes, margin=crop_margin) if crop_from else {}
     thresholds = tuple(thresholds) if thresholds is not None else (0.5,) * len(CLASSES)
     items = [PredictItem(image=str(path), sources=named, weights=weight_of, groups=groups,
                          folders={g: str(f) for g, f in folders.items()}, options=options, thresholds=thresholds,
-                         rows=csv is not None, resume=resume, cleanup=cleanup) for path in paths]
-    summary = run_images(predict_image, items, execution or Execution(workers=1), names=[p.name for p in paths],
-                         csv=csv, inputs=[images, *(s.checkpoint for s in sources)], desc="predict")
-    summary.stats = summary.stats or PredictStats()
+                         rows=csv is not None, resume=resume, cleanup=cleanup, region=regions.get(path.name))
+             for path in paths]
+    with output_folders(list(folders.values())):
+        summary = run_images(predict_image, items, execution or Execution(workers=1), names=[p.name for p in paths],
+                             csv=csv, desc="predict",
+                             inputs=[images, *(s.checkpoint for s in sources), *([crop_from] if crop_from else [])])
+    whole_frame = tuple(name for name, region in regions.items() if not region.found)
+    summary.stats = replace(summary.stats or PredictStats(), whole_frame=whole_frame)
     return summary
 
 
@@ -292,6 +412,12 @@ def describe_predict(summary: RunSummary) -> str:
     share = 100 * (1 - stats.forward_seconds / summary.seconds) if summary.seconds else 0.0
     text = (f"predicted {stats.predicted} image(s) in {summary.seconds:.1f} s ({share:.0f} % outside forward passes), "
             f"{stats.resumed} resumed, stores {stats.store_bytes / 1e6:.1f} MB")
+    if stats.redone:
+        why = ", ".join(f"{reason}: {count}" for reason, count in sorted(stats.reasons.items()))
+        text += f"; {stats.redone} store(s) found but redone ({why})"
+    if stats.whole_frame:
+        text += (f"; {len(stats.whole_frame)} image(s) without crop classes in --crop-from, predicted on the whole "
+                 "frame:\n  " + "\n  ".join(stats.whole_frame))
     if summary.failed:
         text += f"; {len(summary.failed)} failed (no store, no rows):\n  " + "\n  ".join(summary.failed)
     return text
