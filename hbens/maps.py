@@ -8,24 +8,33 @@ shape and the per-class crops as stored (uint8 p*255 or float16), never a full f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hbens.errors import HbensError
 from hbens.outputs import PathLike
 from hbens.probabilities import ClassCrop, ProbabilityStore
-from hbens.saved_arrays import ArrayFormat, find_saved_arrays, image_name, is_hbens_store, read_saved_image
+from hbens.saved_arrays import (
+    ArrayFormat,
+    check_saved_arrays,
+    find_saved_arrays,
+    image_name,
+    is_hbens_store,
+    read_saved_image,
+)
 
 
 @dataclass
 class ImageMaps:
-    """One image's probabilities: its classes, shape and per-class crops (stored values)."""
+    """One image's probabilities: its classes, shape and per-class crops (stored values); ``meta`` is a
+    store's metadata, or the image name and source of a saved array."""
 
     classes: list[str]
     shape: tuple[int, int]
     crops: list[ClassCrop]
     path: str
     source: str = "hbens store"
+    meta: dict = field(default_factory=dict)
 
     def crop(self, name: str) -> ClassCrop | None:
         """The crop of class ``name``, or None when this input does not have the class."""
@@ -44,9 +53,10 @@ class MapFile:
         if self.format is None:
             store = ProbabilityStore(self.path)
             return ImageMaps(list(store.classes), tuple(store.shape), store.stored_crops(), self.path,
-                             str(store.meta.get("source", "hbens store")))
+                             str(store.meta.get("source", "hbens store")), store.meta)
         saved = read_saved_image(self.path, self.format, precision=precision)
-        return ImageMaps(list(saved.classes), tuple(saved.shape), saved.crops, self.path, saved.source)
+        return ImageMaps(list(saved.classes), tuple(saved.shape), saved.crops, self.path, saved.source,
+                         {"image": saved.name, "source": saved.source})
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,9 @@ def open_map_folder(path: PathLike, fmt: ArrayFormat | None = None) -> MapFolder
     """Index a folder of hbens stores (``*.npz`` with hbens metadata) or of saved arrays.
 
     The kind is detected from the folder's first file; ``fmt`` says how to read saved arrays
-    (key, kind, class order, dropped channel) and is ignored for hbens stores.
+    (key, kind, class order, dropped channel) and is ignored for hbens stores.  Saved arrays are
+    checked from their headers first (:func:`~hbens.saved_arrays.check_saved_arrays`), so that an
+    ambiguous file or a second image size is refused before any work.
     """
     folder = Path(path)
     if not folder.is_dir():
@@ -84,5 +96,6 @@ def open_map_folder(path: PathLike, fmt: ArrayFormat | None = None) -> MapFolder
     if not files:
         raise HbensError(f"{path}: no probability maps (hbens *.npz stores or .npy/.npz/.pt/.pth arrays); "
                          "pass a folder written by hbens predict or by your own inference")
+    check_saved_arrays(files, fmt or ArrayFormat())
     return MapFolder(str(folder), {image_name(p): MapFile(str(p), fmt or ArrayFormat()) for p in files},
                      "saved arrays")

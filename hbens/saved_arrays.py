@@ -17,9 +17,9 @@ import math
 import pickle
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -260,6 +260,46 @@ READERS: dict[str, Callable[[Path, str | None], tuple[np.ndarray, str | None]]] 
 """File suffix to its reader: (path, key) -> (array, key read or None)."""
 
 
+HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+"""``.npy`` format versions whose header gives shape and dtype without reading the data."""
+
+Header = tuple[tuple[int, ...], np.dtype]
+
+
+def _npy_header(handle) -> Header | None:
+    """Shape and dtype from an open ``.npy`` stream's header; None for a format version not listed."""
+    reader = HEADER_READERS.get(np.lib.format.read_magic(handle))
+    if reader is None:
+        return None
+    shape, _, dtype = reader(handle)
+    return shape, dtype
+
+
+def _probe_npy(path: Path, key: str | None) -> Header | None:
+    try:
+        with open(path, "rb") as handle:
+            return _npy_header(handle)
+    except (OSError, ValueError, EOFError) as error:
+        raise _fail(path, f"not a readable .npy ({error}); save it with np.save") from None
+
+
+def _probe_npz(path: Path, key: str | None) -> Header | None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [name for name in archive.namelist() if name.endswith(".npy")]
+            name = _pick(path, [member[:-4] for member in members], key)
+            with archive.open(f"{name}.npy") as handle:
+                return _npy_header(handle)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise _fail(path, f"not a readable .npz ({error}); save it with np.savez or choose another --key"
+                    ) from None
+
+
+PROBES: dict[str, Callable[[Path, str | None], Header | None]] = {".npy": _probe_npy, ".npz": _probe_npz}
+"""File suffix to a reader of the chosen array's header: (path, key) -> (shape, dtype); torch files have
+none (only loading them tells)."""
+
+
 def load_array(path: PathLike, *, key: str | None = None) -> tuple[np.ndarray, str | None]:
     """The one array that ``path`` holds (or its array ``key``) and the key it was read from.
 
@@ -310,10 +350,15 @@ def channels_first(
 # ---------------------------------------------------------------------------- values
 
 
+def check_numbers(path: PathLike, dtype: np.dtype) -> None:
+    """Refuse an array whose values are not numbers (strings, objects, records)."""
+    if dtype.kind not in "biuf":
+        raise _fail(path, f"holds {dtype} values, not numbers; choose another --key")
+
+
 def value_range(path: PathLike, view: np.ndarray, indices: list[int]) -> tuple[float, float]:
     """Smallest and largest value of the kept channels, one channel at a time; refuse NaN and infinity."""
-    if view.dtype.kind not in "biuf":
-        raise _fail(path, f"holds {view.dtype} values, not numbers; choose another --key")
+    check_numbers(path, view.dtype)
     if view[0].size == 0:
         raise _fail(path, f"holds an empty map {view.shape}; choose another --key")
     lows, highs = zip(*((float(view[i].min()), float(view[i].max())) for i in indices))
@@ -459,6 +504,57 @@ def read_saved_image(
     return SavedImage(image_name(path), size, tuple(fmt.classes), crops, source)
 
 
+def probe_saved_array(path: PathLike, fmt: ArrayFormat = ArrayFormat()) -> tuple[int, int] | None:
+    """The image size ``path`` would be read at, from its header alone, after the checks that need no values.
+
+    The checks are those of :func:`read_saved_image` on the array to read (``--key``), its dtype and
+    its layout; values (NaN, kind) are checked when the file is read.
+
+    Returns
+    -------
+    tuple of int or None
+        (H, W); None when only loading the file tells (``.pt``/``.pth``, rare ``.npy`` versions).
+
+    Raises
+    ------
+    HbensError
+        The one line :func:`read_saved_image` would give for the same problem.
+    """
+    path = Path(path)
+    probe = PROBES.get(path.suffix.lower())
+    header = probe(path, fmt.key) if probe is not None else None
+    if header is None:
+        return None
+    shape, dtype = header
+    check_numbers(path, dtype)
+    _, view, _ = channels_first(path, np.broadcast_to(np.zeros((), dtype), shape), fmt)
+    return image_size(view.shape[1:], fmt.size)
+
+
+def check_saved_arrays(paths: Sequence[PathLike], fmt: ArrayFormat = ArrayFormat()) -> None:
+    """Refuse, before any work, files that cannot be read with ``fmt`` (from their headers, see
+    :func:`probe_saved_array`) or that hold maps of different image sizes."""
+    first: tuple[Path, tuple[int, int]] | None = None
+    for path in map(Path, paths):
+        size = probe_saved_array(path, fmt)
+        if size is None:
+            continue
+        if first is None:
+            first = path, size
+        elif size != first[1]:
+            raise _fail(path, f"maps of a {size[0]}x{size[1]} image, but {first[0].name} of a "
+                              f"{first[1][0]}x{first[1][1]} one; keep one image size per folder or set --size")
+
+
+def source_record(path: PathLike, fmt: ArrayFormat, precision: str) -> dict[str, object]:
+    """What a store imported from ``path`` depends on, as JSON stores it: the file's size and
+    modification time (ns), the :class:`ArrayFormat` and the precision (``--resume`` compares it)."""
+    status = Path(path).stat()
+    record = {"bytes": status.st_size, "mtime_ns": status.st_mtime_ns, "format": asdict(fmt),
+              "precision": precision}
+    return json.loads(json.dumps(record))
+
+
 @dataclass
 class ImportStats:
     """What importing one file wrote."""
@@ -481,7 +577,8 @@ def import_image(
 ) -> ImportStats:
     """Read one saved array and write it as an hbens probability store ``output_folder/<stem>.npz``.
 
-    The store's metadata records ``image`` and ``source`` (see :func:`read_saved_image`).
+    The store's metadata records ``image``, ``source`` (see :func:`read_saved_image`) and ``made``
+    (see :func:`source_record`).
 
     Returns
     -------
@@ -497,9 +594,10 @@ def import_image(
     path = Path(path)
     out = store_path(path, output_folder)
     refuse_input(out, [path])
+    made = source_record(path, fmt, precision)
     image = read_saved_image(path, fmt, precision=precision)
     write_store(out, image.crops, image.shape, precision, image.classes, image=image.name,
-                source=image.source)
+                source=image.source, made=made)
     return ImportStats(image.name, out, image.source, path.stat().st_size, out.stat().st_size,
                        time.perf_counter() - started)
 

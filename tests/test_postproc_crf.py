@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -6,11 +7,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from hbens.classes import CLASSES
 from hbens.cli import cli
 from hbens.errors import HbensError
+from hbens.importer import import_folder
+from hbens.maps import MapFile
 from hbens.metrics import dice_masks
-from hbens.postproc.crf import CRFParams, crf_folder, refine, refine_store
+from hbens.postproc.crf import CRFParams, CRFStats, crf_folder, describe_dice, refine, refine_store
 from hbens.probabilities import ClassCrop, ProbabilityStore, crop_box, load_probabilities, quantize, write_store
+from hbens.rle import encode
+from hbens.saved_arrays import ArrayFormat
+from hbens.submission import write_submission
 
 SHAPE = (96, 96)
 
@@ -52,7 +59,7 @@ def write_scene(folder, rng, n=2):
 
 def test_refine_store_keeps_layout_and_empty_classes(tmp_path, rng):
     images, stores = write_scene(tmp_path, rng, 1)
-    store = ProbabilityStore(stores / "img0.npz")
+    store = MapFile(str(stores / "img0.npz")).read()
     image = cv2.imread(str(images / "ID001" / "img0.png"), cv2.IMREAD_GRAYSCALE)
     crops = refine_store(store, image, CRFParams(iterations=3))
     assert crops[1].box == (0, 0, 0, 0) and crops[1].values.size == 0
@@ -77,6 +84,106 @@ def test_crf_folder_and_cli(tmp_path, rng):
     (images / "ID001" / "img1.png").unlink()
     result = CliRunner().invoke(cli, ["crf", str(stores), "--images", str(images), "-o", str(tmp_path / "o3")])
     assert result.exit_code == 1 and "img1.npz: its image img1.png is not under" in result.output
+
+
+CLASS_PAIR = ("finger-1", "Ulna")
+TRUTH = np.zeros(SHAPE, np.uint8)
+TRUTH[30:60, 25:70] = 1
+
+
+def write_array_scene(folder, rng, n=2):
+    """X-rays and another pipeline's saved arrays of them: finger-1 (uint16 p * 10000) and an empty Ulna."""
+    images = folder / "images" / "ID001"
+    images.mkdir(parents=True)
+    arrays = folder / "arrays"
+    arrays.mkdir()
+    for i in range(n):
+        truth, image, probability = scene(rng)
+        cv2.imwrite(str(images / f"img{i}.png"), image)
+        saved = np.stack([probability, np.zeros(SHAPE, np.float32)])
+        np.savez_compressed(arrays / f"img{i}.npz", output=np.rint(saved * 10000).astype(np.uint16))
+    (folder / "classes.txt").write_text("\n".join(CLASS_PAIR) + "\n")
+    return folder / "images", arrays
+
+
+def store_contents(path):
+    with np.load(path) as archive:
+        meta = json.loads(str(archive["meta"]))
+        return {name: archive[name] for name in ("boxes", "offsets", "data")}, meta
+
+
+def test_crf_on_saved_arrays_equals_crf_on_the_imported_stores(tmp_path, rng):
+    images, arrays = write_array_scene(tmp_path, rng)
+    import_folder(arrays, tmp_path / "stores", ArrayFormat(classes=CLASS_PAIR, size=SHAPE))
+    refined = crf_folder(tmp_path / "stores", images, tmp_path / "from-stores", CRFParams(iterations=2),
+                         csv=tmp_path / "stores.csv")
+    result = CliRunner().invoke(cli, ["crf", str(arrays), "--images", str(images), "-o", str(tmp_path / "from-arrays"),
+                                      "--classes", str(tmp_path / "classes.txt"), "--iterations", "2",
+                                      "--csv", str(tmp_path / "arrays.csv"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert refined.images == 2 and (tmp_path / "arrays.csv").read_bytes() == (tmp_path / "stores.csv").read_bytes()
+    for name in ("img0.npz", "img1.npz"):
+        (ours, meta), (theirs, imported) = (store_contents(tmp_path / folder / name)
+                                            for folder in ("from-arrays", "from-stores"))
+        assert all(np.array_equal(ours[key], theirs[key]) for key in ours)
+        assert meta["classes"] == list(CLASS_PAIR) and meta["precision"] == "uint8" and meta["crf"]["iterations"] == 2
+        assert meta["image"] == imported["image"] and meta["source"] == imported["source"] and "scaled:10000" in meta["source"]
+
+
+def test_crf_on_bad_saved_arrays_is_one_line_and_writes_nothing(tmp_path, rng):
+    images, arrays = write_array_scene(tmp_path, rng)
+    base = ["crf", str(arrays), "--images", str(images), "-o", str(tmp_path / "out"), "--csv", str(tmp_path / "o.csv")]
+    result = CliRunner().invoke(cli, base)
+    assert result.exit_code == 1 and "img0.npz: shape (2, 96, 96) has no axis of 29 channels" in result.output
+    np.savez(arrays / "img1.npz", output=np.zeros((2, *SHAPE)), other=np.zeros(2))
+    result = CliRunner().invoke(cli, [*base, "--classes", str(tmp_path / "classes.txt")])
+    assert result.exit_code == 1 and "img1.npz: holds arrays 'output', 'other'; choose one with --key" in result.output
+    for output in (result.output, CliRunner().invoke(cli, base).output):
+        assert len(output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() and not (tmp_path / "o.csv").exists()
+
+
+def write_truth(path, names):
+    rows = {(name, "finger-1"): encode(TRUTH) for name in names}
+    write_submission(path, rows)
+
+
+def test_crf_gt_prints_each_class_dice_before_and_after(tmp_path, rng):
+    images, stores = write_scene(tmp_path, rng)
+    write_truth(tmp_path / "gt.csv", ["img0.png", "img1.png"])
+    result = CliRunner().invoke(cli, ["crf", str(stores), "--images", str(images), "-o", str(tmp_path / "out"),
+                                      "--iterations", "2", "--gt", str(tmp_path / "gt.csv"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    before = np.mean([dice_masks(load_probabilities(stores / f"img{i}.npz")[0] > 0.5, TRUTH) for i in (0, 1)])
+    after = np.mean([dice_masks(load_probabilities(tmp_path / "out" / f"img{i}.npz")[0] > 0.5, TRUTH)
+                     for i in (0, 1)])
+    assert after > before
+    assert lines[0].split() == ["class", "before", "after", "change"]
+    assert lines[1].split() == ["finger-1", f"{before:.4f}", f"{after:.4f}", f"{after - before:+.4f}"]
+    assert lines[2].split() == ["Ulna", "1.0000", "1.0000", "+0.0000"]
+    mean = (before + 1) / 2, (after + 1) / 2
+    assert lines[3].split() == ["mean", f"{mean[0]:.4f}", f"{mean[1]:.4f}", f"{mean[1] - mean[0]:+.4f}", "(2", "images)"]
+    assert lines[4] == "CRF lowers the Dice of 0 class(es)" and len(lines) == 5
+
+
+def test_describe_dice_marks_the_classes_crf_lowers():
+    stats = CRFStats(before=[0.0] * len(CLASSES), after=[0.0] * len(CLASSES), scored=[0] * len(CLASSES))
+    stats.before[:2], stats.after[:2], stats.scored[:2] = [1.8, 1.0], [1.6, 1.2], [2, 2]
+    text = describe_dice(stats).splitlines()
+    assert text[1].split() == ["finger-1", "0.9000", "0.8000", "-0.1000", "lower"]
+    assert text[2].split() == ["finger-2", "0.5000", "0.6000", "+0.1000"]
+    assert text[-1] == "CRF lowers the Dice of 1 class(es): finger-1"
+    assert describe_dice(CRFStats()) == "no image scored"
+
+
+def test_crf_gt_of_other_images_is_one_line_and_writes_nothing(tmp_path, rng):
+    images, stores = write_scene(tmp_path, rng)
+    write_truth(tmp_path / "gt.csv", ["img0.png"])
+    result = CliRunner().invoke(cli, ["crf", str(stores), "--images", str(images), "-o", str(tmp_path / "out"),
+                                      "--gt", str(tmp_path / "gt.csv")])
+    assert result.exit_code == 1 and "gt.csv: no ground truth for 1 image(s), e.g. img1.png" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
 def test_crf_does_not_import_torch(tmp_path, rng):

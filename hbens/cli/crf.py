@@ -1,10 +1,12 @@
-"""``hbens crf``: dense CRF refinement of probability stores."""
+"""``hbens crf``: dense CRF refinement of probability maps (hbens stores or saved arrays)."""
 
 from __future__ import annotations
 
 import click
 
 from hbens.cli.options import (
+    array_format_from_options,
+    array_options,
     class_thresholds,
     clean_options,
     cleanup_from_options,
@@ -25,6 +27,9 @@ from hbens.cli.options import (
               help="Folder of the PNGs the probabilities came from (searched recursively).")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for refined stores.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write a submission CSV.")
+@click.option("--gt", "ground_truth", type=click.Path(exists=True),
+              help="Annotation JSONs (outputs_json) or a ground-truth CSV: print each class's Dice before and "
+                   "after refinement.")
 @click.option("--threshold", type=probability, default=0.5, show_default=True,
               help="Foreground where the refined probability exceeds this.")
 @click.option("--thresholds", type=existing_file, help="Per-class thresholds: CSV class,threshold.")
@@ -35,20 +40,23 @@ from hbens.cli.options import (
 @click.option("--bilateral-srgb", type=positive, default=13.0, show_default=True,
               help="Appearance kernel intensity width (gray levels).")
 @click.option("--bilateral-compat", type=positive, default=10.0, show_default=True, help="Appearance kernel weight.")
-@click.option("--margin", type=click.IntRange(min=0), default=16, show_default=True,
-              help="Pixels added around each class crop.")
+@click.option("--margin", type=click.IntRange(min=0), default=64, show_default=True,
+              help="Pixels added around each class crop (the bilateral kernel reaches beyond --bilateral-sxy).")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@array_options
 @execution_options
-@clean_options
-def crf(stores, images, output, csv_path, threshold, thresholds, quiet, workers, scheduler, keep_going, report,
-        iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat, margin,
-        **clean) -> None:
-    """Refine the probability STORES (a folder written by hbens predict) with a dense CRF."""
+@clean_options(classes_flag="--clean-classes")
+def crf(stores, images, output, csv_path, ground_truth, threshold, thresholds, quiet, key, kind, array_classes,
+        drop_channel, workers, scheduler, keep_going, report, iterations, gaussian_sxy, gaussian_compat,
+        bilateral_sxy, bilateral_srgb, bilateral_compat, margin, **clean) -> None:
+    """Refine the probability maps in STORES with a dense CRF: a folder written by hbens predict, or
+    one of saved arrays from another pipeline (.npy/.npz/.pt per image, see the array options)."""
     guard_paths(reads=[("STORES", stores), *files_under("STORES", stores), ("--images", images),
                        *files_under("--images", images), ("--thresholds", thresholds),
-                       ("--clean-config", clean["clean_config"])],
+                       ("--clean-config", clean["clean_config"]), ("--gt", ground_truth),
+                       *files_under("--gt", ground_truth), ("--classes", array_classes)],
                 writes=[("--csv", csv_path), ("--report", report)], folder_writes=[("-o", output)])
-    from hbens.postproc.crf import CRFParams, crf_folder
+    from hbens.postproc.crf import CRFParams, crf_folder, describe_dice
 
     params = CRFParams(iterations=iterations, gaussian_sxy=gaussian_sxy, gaussian_compat=gaussian_compat,
                        bilateral_sxy=bilateral_sxy, bilateral_srgb=bilateral_srgb,
@@ -56,7 +64,10 @@ def crf(stores, images, output, csv_path, threshold, thresholds, quiet, workers,
     cleanup = cleanup_from_options(**clean)
     execution = execution_from_options(workers, scheduler, keep_going, quiet)
     per_class = class_thresholds(threshold, thresholds)
+    array_format = array_format_from_options(key, kind, array_classes, drop_channel)
     summary = crf_folder(stores, images, output, params, csv=csv_path, thresholds=per_class, cleanup=cleanup,
-                         execution=execution)
+                         array_format=array_format, ground_truth=ground_truth, execution=execution)
+    if ground_truth:
+        click.echo(describe_dice(summary.stats))
     finish(summary, f"refined {summary.images} image(s) in {summary.seconds:.1f} s into {output}", cleanup, report,
             quiet)

@@ -9,7 +9,7 @@ the bones' crops, not the 2048x2048 frame.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -17,16 +17,27 @@ import numpy as np
 
 from hbens.classes import CLASS_INDEX, CLASSES
 from hbens.errors import HbensError
+from hbens.maps import ImageMaps, MapFile
+from hbens.outputs import PathLike
 from hbens.paths import output_folders
-from hbens.pipeline import Execution, ImageOutput, RunSummary
+from hbens.pipeline import Execution, ImageOutput, RunSummary, sum_fields
 from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
-from hbens.probabilities import ClassCrop, ProbabilityStore, crops_to_rles, tight_crop, write_store
+from hbens.probabilities import PRECISIONS, ClassCrop, crop_runs, crops_to_rles, dequantize, tight_crop, write_store
+from hbens.runs import Runs
+from hbens.saved_arrays import ArrayFormat
 from hbens.settings import examples
+
+STORE_KEYS = ("format", "version", "classes", "shape", "precision", "hbens")
+"""Metadata a refined store writes anew; the rest of its input's metadata is kept."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class CRFParams:
-    """Dense CRF settings (pydensecrf's names); ``margin`` grows each class crop, in pixels."""
+    """Dense CRF settings (pydensecrf's names); ``margin`` grows each class crop, in pixels.
+
+    The bilateral kernel reaches well beyond ``bilateral_sxy`` pixels: with the defaults, a margin
+    of 16 agrees with a full-frame CRF to a mean Dice of 0.993, 64 to 0.9994 (``benchmarks/crf.py``).
+    """
 
     iterations: int = 5
     gaussian_sxy: float = 3.0
@@ -34,7 +45,7 @@ class CRFParams:
     bilateral_sxy: float = 50.0
     bilateral_srgb: float = 13.0
     bilateral_compat: float = 10.0
-    margin: int = 16
+    margin: int = 64
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
@@ -61,9 +72,17 @@ def check_refine_inputs(probability: np.ndarray, image: np.ndarray) -> None:
         raise HbensError(f"CRF: {int((~inside).sum())} probabilities are not finite in [0, 1], e.g. {shown}")
 
 
-def refine(probability: np.ndarray, image: np.ndarray, params: CRFParams = CRFParams()) -> np.ndarray:
+def refine(probability: np.ndarray, image: np.ndarray, params: CRFParams = CRFParams(), *,
+           origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Refined bone probability of a 2-D ``probability`` map over its uint8 grayscale ``image``
-    (both checked first by :func:`check_refine_inputs`)."""
+    (both checked first by :func:`check_refine_inputs`).
+
+    ``origin`` is the (row, column) of the map's top-left pixel in the whole image.  The kernels'
+    position features are the whole image's coordinates (what ``DenseCRF2D.addPairwiseGaussian``
+    and ``addPairwiseBilateral`` compute for the whole frame), so a crop lands on the same
+    permutohedral lattice points as in a full-frame CRF: the lattice is not translation invariant,
+    and local coordinates alone would move the result by more than the pixels beyond the crop do.
+    """
     import pydensecrf.densecrf as dcrf
     from pydensecrf.utils import unary_from_softmax
 
@@ -72,24 +91,55 @@ def refine(probability: np.ndarray, image: np.ndarray, params: CRFParams = CRFPa
     p = np.clip(probability.astype(np.float32), 1e-6, 1 - 1e-6)
     crf = dcrf.DenseCRF2D(width, height, 2)
     crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(np.stack([1 - p, p]))))
-    crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
-    rgb = np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2))
-    crf.addPairwiseBilateral(sxy=params.bilateral_sxy, srgb=params.bilateral_srgb, rgbim=rgb,
-                             compat=params.bilateral_compat)
+    rows, columns = np.mgrid[origin[0] : origin[0] + height, origin[1] : origin[1] + width].astype(np.float32)
+    position = np.stack([columns.ravel(), rows.ravel()])
+    crf.addPairwiseEnergy(position / np.float32(params.gaussian_sxy), compat=params.gaussian_compat)
+    gray = image.ravel().astype(np.float32) / np.float32(params.bilateral_srgb)
+    bilateral = np.vstack([position / np.float32(params.bilateral_sxy), gray, gray, gray])
+    crf.addPairwiseEnergy(bilateral, compat=params.bilateral_compat)
     return np.asarray(crf.inference(params.iterations), np.float32).reshape(2, height, width)[1]
 
 
-def refine_store(store: ProbabilityStore, image: np.ndarray, params: CRFParams = CRFParams(),
+def stored_precision(maps: ImageMaps) -> str:
+    """The precision (``uint8`` or ``float16``) of an image's stored crops."""
+    dtypes = {crop.values.dtype for crop in maps.crops}
+    names = [name for name, dtype in PRECISIONS.items() if dtypes == {np.dtype(dtype)}]
+    if not names:
+        raise HbensError(f"{maps.path}: crops of {', '.join(sorted(map(str, dtypes)))}, expected one of "
+                         f"{', '.join(PRECISIONS)}")
+    return names[0]
+
+
+def refine_store(maps: ImageMaps, image: np.ndarray, params: CRFParams = CRFParams(), *,
                  precision: str | None = None) -> list[ClassCrop]:
-    """Quantized, refined crops of every class of one stored image (``image``: uint8, its original size)."""
-    if image.shape != store.shape:
-        raise HbensError(f"{store.path}: image is {image.shape[1]}x{image.shape[0]}, the store "
-                         f"{store.shape[1]}x{store.shape[0]}; pass the images these probabilities came from")
-    precision = precision or store.meta["precision"]
-    height, width = store.shape
+    """Refined crops of every class of one image's maps, quantized to ``precision`` (default: the maps' own).
+
+    Parameters
+    ----------
+    maps
+        The image's classes, shape and stored crops (an hbens store or a saved array, see
+        :meth:`hbens.maps.MapFile.read`); its ``path`` names it in errors.
+    image
+        The X-ray, uint8, of the maps' shape.
+    params
+        The CRF settings; each class is refined over its crop grown by ``params.margin``, with the
+        kernels' positions in the whole image's coordinates (see :func:`refine`).
+    precision
+        ``uint8`` or ``float16``; default: the precision of the maps' crops.
+
+    Returns
+    -------
+    list of ClassCrop
+        One crop per class of ``maps``, in its order; an empty class stays empty.
+    """
+    if image.shape != tuple(maps.shape):
+        raise HbensError(f"{maps.path}: image is {image.shape[1]}x{image.shape[0]}, the store "
+                         f"{maps.shape[1]}x{maps.shape[0]}; pass the images these probabilities came from")
+    precision = precision or stored_precision(maps)
+    height, width = maps.shape
     crops = []
-    for index in range(len(store.classes)):
-        crop = store.crop(index)
+    for stored in maps.crops:
+        crop = ClassCrop(stored.box, dequantize(stored.values))
         top, left, bottom, right = crop.box
         if crop.values.size == 0:
             crops.append(tight_crop(crop.values, (0, 0), precision))
@@ -98,14 +148,42 @@ def refine_store(store: ProbabilityStore, image: np.ndarray, params: CRFParams =
         box = (max(top - m, 0), max(left - m, 0), min(bottom + m, height), min(right + m, width))
         probability = np.zeros((box[2] - box[0], box[3] - box[1]), np.float32)
         probability[top - box[0] : bottom - box[0], left - box[1] : right - box[1]] = crop.values
-        refined = refine(probability, image[box[0] : box[2], box[1] : box[3]], params)
+        refined = refine(probability, image[box[0] : box[2], box[1] : box[3]], params, origin=box[:2])
         crops.append(tight_crop(refined, box[:2], precision))
     return crops
 
 
+@dataclass(frozen=True)
+class ImageTruth:
+    """One image's ground truth for ``hbens crf --gt``: each class's runs in a frame of ``shape``."""
+
+    shape: tuple[int, int]
+    runs: dict[str, Runs]
+
+
+@dataclass(frozen=True)
+class CRFStats:
+    """What ``hbens crf`` did (adds up over images): the cleanup counts and, with ground truth, per class
+    in :data:`~hbens.classes.CLASSES` order the sum of Dice before and after refinement and the number
+    of images scored (images whose maps have the class); both thresholded, before cleanup."""
+
+    clean: CleanTotals = field(default_factory=CleanTotals)
+    before: list[float] = field(default_factory=list)
+    after: list[float] = field(default_factory=list)
+    scored: list[int] = field(default_factory=list)
+
+    def __add__(self, other: CRFStats) -> CRFStats:
+        return sum_fields(self, other)
+
+
 @dataclass(frozen=True, kw_only=True)
 class CRFItem:
-    """One image of ``hbens crf``: where its store, X-ray and refined store are, and the settings."""
+    """One image of ``hbens crf``: where its maps, X-ray and refined store are, and the settings.
+
+    ``store`` is an hbens store, or a saved array read with ``format`` (at the X-ray's size unless
+    ``format.size`` says otherwise); ``truth``, when given, scores the image's classes before and after
+    refinement.
+    """
 
     store: str
     image: str
@@ -113,61 +191,150 @@ class CRFItem:
     params: CRFParams
     thresholds: tuple[float, ...]
     cleanup: Cleanup | None = None
+    format: ArrayFormat | None = None
+    truth: ImageTruth | None = None
+
+
+def dice_before_after(maps: ImageMaps, refined: Sequence[ClassCrop], thresholds: Sequence[float],
+                      truth: ImageTruth) -> CRFStats:
+    """Dice of each class of ``maps`` against ``truth``, thresholded before and after refinement."""
+    from hbens.metrics import dice_runs
+
+    if tuple(truth.shape) != tuple(maps.shape):
+        raise HbensError(f"{maps.path}: maps are {maps.shape[1]}x{maps.shape[0]}, the ground truth "
+                         f"{truth.shape[1]}x{truth.shape[0]}; pass the ground truth of these images")
+    before, after, scored = [0.0] * len(CLASSES), [0.0] * len(CLASSES), [0] * len(CLASSES)
+    for name, stored, crop, threshold in zip(maps.classes, maps.crops, refined, thresholds):
+        index = CLASS_INDEX[name]
+        before[index] = dice_runs(crop_runs(stored, maps.shape, threshold), truth.runs[name])
+        after[index] = dice_runs(crop_runs(crop, maps.shape, threshold), truth.runs[name])
+        scored[index] = 1
+    return CRFStats(before=before, after=after, scored=scored)
 
 
 def refine_image(item: CRFItem) -> ImageOutput:
-    """The per-image task of ``hbens crf``: writes the refined store, returns its thresholded rows."""
+    """The per-image task of ``hbens crf``: writes the refined store, returns its thresholded rows and
+    a :class:`CRFStats` (with per-class Dice when ``item.truth`` is given)."""
     from hbens.images import read_gray
 
-    store = ProbabilityStore(item.store)
-    name = store.meta.get("image", Path(item.store).stem + ".png")
+    name = Path(item.image).name
     image = np.round(read_gray(item.image) * 255).astype(np.uint8)
-    crops = refine_store(store, image, item.params)
-    kept = {k: v for k, v in store.meta.items() if k not in ("format", "version", "classes", "shape", "precision", "hbens")}
-    write_store(item.output, crops, store.shape, store.meta["precision"], tuple(store.classes),
-                **kept, crf=asdict(item.params))
-    thresholds = [item.thresholds[CLASS_INDEX[c]] for c in store.classes]
-    rows, clean = clean_rows(list(zip(store.classes, crops_to_rles(crops, store.shape, thresholds))),
-                             item.cleanup, store.shape)
-    return ImageOutput(name, rows, clean)
+    fmt = item.format
+    if fmt is not None and fmt.size is None:
+        fmt = replace(fmt, size=image.shape)
+    maps = MapFile(item.store, fmt).read()
+    precision = stored_precision(maps)
+    crops = refine_store(maps, image, item.params, precision=precision)
+    kept = {k: v for k, v in maps.meta.items() if k not in STORE_KEYS}
+    write_store(item.output, crops, maps.shape, precision, tuple(maps.classes), **kept, crf=asdict(item.params))
+    thresholds = [item.thresholds[CLASS_INDEX[c]] for c in maps.classes]
+    rows, clean = clean_rows(list(zip(maps.classes, crops_to_rles(crops, maps.shape, thresholds))),
+                             item.cleanup, maps.shape)
+    dice = dice_before_after(maps, crops, thresholds, item.truth) if item.truth is not None else CRFStats()
+    return ImageOutput(name, rows, CRFStats(clean, dice.before, dice.after, dice.scored))
 
 
 def crf_folder(
-    stores: str | Path,
-    images: str | Path,
-    output: str | Path,
+    stores: PathLike,
+    images: PathLike,
+    output: PathLike,
     params: CRFParams = CRFParams(),
     *,
-    csv: str | Path | None = None,
+    csv: PathLike | None = None,
     thresholds: Sequence[float] | None = None,
     cleanup: Cleanup | None = None,
+    array_format: ArrayFormat | None = None,
+    ground_truth: PathLike | None = None,
     execution: Execution | None = None,
 ) -> RunSummary:
-    """Refine every store ``stores/*.npz`` against its image under ``images`` into ``output``.
+    """Refine every image of the map folder ``stores`` against its X-ray under ``images`` into ``output``.
 
-    ``csv`` also writes the refined probabilities thresholded as a submission (cleaned by
-    ``cleanup``).  The summary's ``stats`` is a :class:`CleanTotals`.
+    Parameters
+    ----------
+    stores
+        A folder of hbens stores or of another pipeline's saved arrays (read with ``array_format``,
+        see :func:`hbens.maps.open_map_folder`); ``NAME.npz`` (or ``NAME.npy``...) holds ``NAME.png``.
+    images
+        The folder of the X-rays (searched recursively).
+    output
+        Folder of the refined stores, ``NAME.npz`` each.
+    csv
+        Also write the refined probabilities thresholded at ``thresholds`` (one per class of
+        CLASSES) as a submission, cleaned by ``cleanup``.
+    ground_truth
+        Annotation JSONs or a ground-truth CSV of the same images: the summary's stats then hold
+        each class's Dice before and after refinement (see :func:`describe_dice`).
+
+    Returns
+    -------
+    RunSummary
+        Its ``stats`` is a :class:`CRFStats`.
     """
     from hbens.images import find_images
+    from hbens.maps import open_map_folder
     from hbens.pipeline import run_images
 
-    paths = sorted(Path(stores).glob("*.npz"))
-    if not paths:
-        raise HbensError(f"{stores}: no probability stores (*.npz); pass a folder written by hbens predict")
-    by_name = {path.name: path for path in find_images(images)}
     output = Path(output)
     if output.resolve() == Path(stores).resolve():
         raise HbensError(f"{output}: output would overwrite the input stores; choose another -o folder")
-    names = [ProbabilityStore(path).meta.get("image", path.stem + ".png") for path in paths]
-    for path, name in zip(paths, names):
+    folder = open_map_folder(stores, array_format)
+    by_name = {path.name: path for path in find_images(images)}
+    for name in folder.images:
         if name not in by_name:
-            raise HbensError(f"{path}: its image {name} is not under {images}; pass the folder of the X-rays")
-    order = sorted(range(len(paths)), key=names.__getitem__)
+            raise HbensError(f"{folder.files[name].path}: its image {name} is not under {images}; "
+                             "pass the folder of the X-rays")
+    truth = None if ground_truth is None else _ground_truth(ground_truth, folder.images, by_name[folder.images[0]])
     thresholds = tuple(thresholds) if thresholds is not None else (0.5,) * len(CLASSES)
-    items = [CRFItem(store=str(paths[i]), image=str(by_name[names[i]]), output=str(output / paths[i].name),
-                     params=params, thresholds=thresholds, cleanup=cleanup) for i in order]
+
+    def items():
+        for name in folder.images:
+            file = folder.files[name]
+            yield CRFItem(store=file.path, image=str(by_name[name]), output=str(output / f"{Path(name).stem}.npz"),
+                          params=params, thresholds=thresholds, cleanup=cleanup, format=file.format,
+                          truth=None if truth is None else ImageTruth(truth.shape, truth.runs(name)))
+
     with output_folders([output]):
-        summary = run_images(refine_image, items, execution or Execution(), names=[names[i] for i in order],
-                             csv=csv, inputs=[stores, images], desc="crf")
-    summary.stats = summary.stats or CleanTotals()
+        summary = run_images(refine_image, items(), execution or Execution(), names=folder.images, csv=csv,
+                             inputs=[stores, images], desc="crf")
+    summary.stats = summary.stats or CRFStats()
     return summary
+
+
+def _ground_truth(source: PathLike, names: Sequence[str], first_image: Path):
+    """The ground truth of ``source`` in the frame of the first X-ray; HbensError unless it has every image."""
+    from hbens.annotations import GroundTruth
+    from hbens.images import read_gray
+
+    truth = GroundTruth(source, read_gray(first_image).shape)
+    known = set(truth.images)
+    absent = [name for name in names if name not in known]
+    if absent:
+        raise HbensError(f"{source}: no ground truth for {len(absent)} image(s), e.g. {examples(absent)}; "
+                         "pass the annotations of the refined images")
+    return truth
+
+
+def describe_dice(stats: CRFStats) -> str:
+    """A table of each class's mean Dice before and after CRF refinement, its change, and the means.
+
+    Classes no image has are left out; a class whose Dice the CRF lowers is marked, and the last
+    line names them.
+    """
+    if not any(stats.scored):
+        return "no image scored"
+    lines = [f"{'class':<12} {'before':>7} {'after':>7} {'change':>8}"]
+    befores, afters, lowered = [], [], []
+    for name, before, after, count in zip(CLASSES, stats.before, stats.after, stats.scored):
+        if not count:
+            continue
+        before, after = before / count, after / count
+        befores.append(before)
+        afters.append(after)
+        mark = "  lower" if after < before else ""
+        lowered += [name] if after < before else []
+        lines.append(f"{name:<12} {before:7.4f} {after:7.4f} {after - before:+8.4f}{mark}")
+    before, after = float(np.mean(befores)), float(np.mean(afters))
+    images = max(stats.scored)
+    lines.append(f"{'mean':<12} {before:7.4f} {after:7.4f} {after - before:+8.4f}   ({images} images)")
+    lines.append(f"CRF lowers the Dice of {len(lowered)} class(es)" + (f": {', '.join(lowered)}" if lowered else ""))
+    return "\n".join(lines)

@@ -1,0 +1,187 @@
+"""``hbens import``: a folder of another pipeline's saved arrays converted to hbens probability stores.
+
+Each file is one task of :mod:`hbens.pipeline` (:func:`import_task` wraps
+:func:`hbens.saved_arrays.import_image`), so ``--workers`` and ``--scheduler`` apply and memory
+holds one image's arrays per worker.  A store records what it was made from
+(:func:`~hbens.saved_arrays.source_record`: the source file's size and modification time, the
+array options and the precision); ``--resume`` keeps a store only when that record is unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hbens.errors import HbensError
+from hbens.outputs import PathLike
+from hbens.paths import output_folders
+from hbens.pipeline import Execution, ImageOutput, RunSummary, sum_fields
+from hbens.probabilities import ProbabilityStore
+from hbens.saved_arrays import (
+    ArrayFormat,
+    check_saved_arrays,
+    find_saved_arrays,
+    image_name,
+    import_image,
+    source_record,
+    store_path,
+)
+
+
+@dataclass(frozen=True)
+class ImportTotals:
+    """What an import did (adds up over images): images imported and resumed, stores found but redone
+    (and why), bytes read from the saved arrays and written as stores (imported images only), and
+    how many stores came from each kind of source (see :func:`source_kind`)."""
+
+    imported: int = 0
+    resumed: int = 0
+    redone: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    source_bytes: int = 0
+    store_bytes: int = 0
+    sources: dict[str, int] = field(default_factory=dict)
+
+    def __add__(self, other: ImportTotals) -> ImportTotals:
+        return sum_fields(self, other)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportItem:
+    """One file of ``hbens import``: the saved array, the store folder and how to read and store it."""
+
+    source: str
+    output: str
+    format: ArrayFormat
+    precision: str = "uint8"
+    resume: bool = False
+
+
+def source_kind(source: str, path: PathLike) -> str:
+    """A store's ``source`` without the file's name, e.g. ``.npz[output] uint16[29, 2048, 2048] CHW scaled:10000``."""
+    name = Path(path).name
+    return Path(name).suffix + source[len(name):] if source.startswith(name) else source
+
+
+def stale_reason(stored: object, made: dict[str, object]) -> str | None:
+    """Why a store whose record is ``stored`` cannot stand for one ``made`` now; None when they are equal."""
+    if stored == made:
+        return None
+    if not isinstance(stored, dict):
+        return "not imported by hbens import"
+    if (stored.get("bytes"), stored.get("mtime_ns")) != (made["bytes"], made["mtime_ns"]):
+        return "another source file"
+    options = stored.get("format") if isinstance(stored.get("format"), dict) else {}
+    changed = [name for name, value in made["format"].items() if options.get(name) != value]
+    if changed:
+        return f"another --{changed[0].replace('_', '-')}"
+    return "another --precision" if stored.get("precision") != made["precision"] else "another hbens"
+
+
+def _existing_store(path: Path) -> dict | None:
+    """The metadata of the valid store at ``path``; None when it is damaged or incomplete."""
+    try:
+        return ProbabilityStore(path).meta
+    except HbensError:
+        return None
+
+
+def import_task(item: ImportItem) -> ImageOutput:
+    """The per-image task of ``hbens import``: writes one store (or, with ``resume``, keeps a valid
+    store made from the same file and settings) and returns an :class:`ImportTotals`."""
+    path = Path(item.source)
+    store = store_path(path, item.output)
+    reason = None
+    if item.resume and store.exists():
+        meta = _existing_store(store)
+        reason = "incomplete or damaged" if meta is None else stale_reason(
+            meta.get("made"), source_record(path, item.format, item.precision))
+        if reason is None:
+            kind = source_kind(str(meta.get("source", "")), path)
+            return ImageOutput(image_name(path), [], ImportTotals(resumed=1, sources={kind: 1}))
+    stats = import_image(path, item.output, item.format, precision=item.precision)
+    totals = ImportTotals(imported=1, redone=int(reason is not None), reasons={reason: 1} if reason else {},
+                          source_bytes=stats.source_bytes, store_bytes=stats.store_bytes,
+                          sources={source_kind(stats.source, path): 1})
+    return ImageOutput(stats.name, [], totals)
+
+
+def import_folder(
+    source: PathLike,
+    output: PathLike,
+    fmt: ArrayFormat = ArrayFormat(),
+    *,
+    precision: str = "uint8",
+    resume: bool = False,
+    execution: Execution | None = None,
+) -> RunSummary:
+    """Convert every saved array under ``source`` (``.npy``, ``.npz``, ``.pt``, ``.pth``, recursively)
+    into an hbens store ``output/<stem>.npz``, one image per task.
+
+    Parameters
+    ----------
+    source
+        The folder of saved arrays (hbens stores in it are left out).
+    output
+        The store folder, created when missing.
+    fmt
+        How to read the files (key, kind, classes, dropped channel, image size).
+    precision
+        ``uint8`` (steps of 1/255) or ``float16``.
+    resume
+        Keep the stores already in ``output`` that were made from the same file (size and
+        modification time) with the same ``fmt`` and ``precision``; redo the others.
+    execution
+        Workers and scheduler.
+
+    Returns
+    -------
+    RunSummary
+        Its ``stats`` is an :class:`ImportTotals`.
+
+    Raises
+    ------
+    HbensError
+        Before anything is written, for a missing or empty folder, two files of one image, or a
+        file whose header shows that it cannot be read with ``fmt`` (see
+        :func:`~hbens.saved_arrays.check_saved_arrays`); for a file whose values are bad (NaN,
+        not of the kind), when its task runs (stores finished before stay, for ``resume``).
+    """
+    from hbens.pipeline import run_images
+
+    paths = find_saved_arrays(source)
+    if not paths:
+        raise HbensError(f"{source}: no saved arrays (.npy, .npz, .pt, .pth); pass the folder your inference "
+                         "wrote (a folder of hbens stores needs no import)")
+    check_saved_arrays(paths, fmt)
+    paths.sort(key=image_name)
+    items = [ImportItem(source=str(path), output=str(output), format=fmt, precision=precision, resume=resume)
+             for path in paths]
+    with output_folders([output]):
+        summary = run_images(import_task, items, execution or Execution(), names=[image_name(p) for p in paths],
+                             inputs=[source], desc="import")
+    summary.stats = summary.stats or ImportTotals()
+    return summary
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:.1f} MB"
+
+
+def describe_import(summary: RunSummary, output: PathLike) -> str:
+    """One paragraph on what an import did: images imported and resumed, bytes in and out, and the
+    kinds of source the stores came from."""
+    stats = summary.stats
+    text = f"imported {stats.imported} image(s) in {summary.seconds:.1f} s into {output}, {stats.resumed} resumed"
+    if stats.imported:
+        share = f" ({100 * stats.store_bytes / stats.source_bytes:.1f} % of their size)" if stats.source_bytes else ""
+        text += (f"; read {_megabytes(stats.source_bytes)} of saved arrays, wrote {_megabytes(stats.store_bytes)} "
+                 f"of stores{share}")
+    if stats.redone:
+        why = ", ".join(f"{reason}: {count}" for reason, count in sorted(stats.reasons.items()))
+        text += f"; {stats.redone} store(s) found but redone ({why})"
+    if stats.sources:
+        kinds = sorted(stats.sources.items(), key=lambda pair: (-pair[1], pair[0]))
+        text += "\nfrom " + "; ".join(f"{kind} ({count})" for kind, count in kinds)
+    return text
+
