@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from hbens.classes import CLASSES
+from hbens.classes import CLASSES, IMAGE_SHAPE
 
 
 @njit(cache=True, nogil=True)
@@ -76,19 +76,21 @@ def empty_table(images: list[str], classes: tuple[str, ...] = CLASSES) -> DiceTa
     return DiceTable(list(images), tuple(classes), np.zeros((len(images), len(classes))))
 
 
-def score_submission(prediction: str, ground_truth: str, missing: str = "error") -> DiceTable:
+def score_submission(prediction: str, ground_truth: str, missing: str = "error", *,
+                     shape: tuple[int, int] = IMAGE_SHAPE) -> DiceTable:
     """Dice of each (image, class) of a submission against annotation JSONs or a ground-truth CSV.
 
     Images are those of the ground truth.  A prediction row that is absent is an error, or an
-    empty mask with ``missing="empty"``.
+    empty mask with ``missing="empty"``.  ``shape`` is the images' size (annotation polygons
+    are filled at it; the competition's images are 2048x2048).
     """
     from hbens.annotations import GroundTruth
     from hbens.errors import HbensError
     from hbens.rle import string_to_runs
     from hbens.submission import scan_submission
 
-    truth = GroundTruth(ground_truth)
-    index = scan_submission(prediction)
+    truth = GroundTruth(ground_truth, shape)
+    index = scan_submission(prediction, shape)
     absent = index.missing(truth.images)
     if absent and missing != "empty":
         shown = ", ".join(f"({image}, {name})" for image, name in absent[:3])
@@ -102,7 +104,7 @@ def score_submission(prediction: str, ground_truth: str, missing: str = "error")
             for c, name in enumerate(CLASSES):
                 key = (image, name)
                 rle = index.read_rle(key, handle) if key in index.rows else ""
-                table.values[i, c] = dice_runs(string_to_runs(rle), truth_runs[name])
+                table.values[i, c] = dice_runs(string_to_runs(rle, shape), truth_runs[name])
     return table
 
 

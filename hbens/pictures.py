@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +52,10 @@ def picture_suffix(path: str | Path) -> str:
 
 
 def save_picture(path: str | Path, picture: np.ndarray, scale: float = 0.5, legend: bool = True,
-                 inputs: tuple[str, ...] = ()) -> None:
+                 inputs: tuple[str, ...] = (), *,
+                 entries: dict[str, tuple[int, int, int]] | None = None) -> None:
     """Save a picture (atomically) as PNG or JPEG by the suffix of ``path``, resized by ``scale``,
-    with a class legend."""
+    with a legend: ``entries`` (label: RGB), by default each class's color."""
     import cv2
     import matplotlib
 
@@ -76,7 +78,8 @@ def save_picture(path: str | Path, picture: np.ndarray, scale: float = 0.5, lege
     axes.imshow(picture, interpolation="antialiased")
     axes.axis("off")
     if legend:
-        handles = [Patch(color=c / 255, label=n) for c, n in zip(class_colors(), CLASSES)]
+        entries = entries or dict(zip(CLASSES, map(tuple, class_colors())))
+        handles = [Patch(color=np.array(c) / 255, label=n) for n, c in entries.items()]
         figure.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
     figure.canvas.draw()
     rendered = np.asarray(figure.canvas.buffer_rgba())[:, :, 2::-1]
@@ -86,3 +89,107 @@ def save_picture(path: str | Path, picture: np.ndarray, scale: float = 0.5, lege
         raise HbensError(f"{path}: the picture could not be encoded as {suffix}")
     with atomic_path(path, inputs) as temp:
         temp.write_bytes(data.tobytes())
+
+
+COMPARE_COLORS: dict[str, tuple[int, int, int]] = {
+    "in both": (40, 200, 60),
+    "only in the first": (230, 40, 40),
+    "only in the second": (40, 110, 255),
+    "a different class in each": (220, 60, 220),
+}
+"""RGB colors of :func:`compare_overlay`, by what a pixel is; also the legend of ``hbens show --compare``."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Where two submissions' masks of one image agree, as (H, W) bool arrays (any class)."""
+
+    both: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+
+    @property
+    def layers(self) -> dict[str, np.ndarray]:
+        """Disjoint masks keyed like :data:`COMPARE_COLORS`: a pixel where the submissions
+        disagree on one class and agree on none is never counted as agreement."""
+        swapped = self.first & self.second
+        first, second = self.first & ~swapped, self.second & ~swapped
+        return {"in both": self.both & ~(first | second | swapped), "only in the first": first,
+                "only in the second": second, "a different class in each": swapped}
+
+    def counts(self) -> dict[str, int]:
+        """Pixels of each layer."""
+        return {name: int(mask.sum()) for name, mask in self.layers.items()}
+
+
+def compare_masks(first: dict[str, str], second: dict[str, str], *, shape: tuple[int, int]) -> Comparison:
+    """Compare two submissions' rows of one image, class by class.
+
+    Parameters
+    ----------
+    first, second : dict
+        ``{class: rle}`` of each submission; an absent class is an empty mask.
+    shape : tuple of int, keyword-only
+        Height and width of the image.
+
+    Returns
+    -------
+    Comparison
+        ``both``: pixels some class has in both; ``first`` (``second``): pixels some class has only
+        in the first (second).  A pixel in ``first`` and ``second`` has a class in one submission
+        and another class in the other (a swap of neighbouring bones).
+    """
+    from hbens.rle import runs_to_mask
+
+    both, only_first, only_second = (np.zeros(shape, bool) for _ in range(3))
+    for name in CLASSES:
+        a = runs_to_mask(*string_to_runs(first.get(name, ""), shape), shape).astype(bool)
+        b = runs_to_mask(*string_to_runs(second.get(name, ""), shape), shape).astype(bool)
+        both |= a & b
+        only_first |= a & ~b
+        only_second |= b & ~a
+    return Comparison(both, only_first, only_second)
+
+
+def compare_overlay(comparison: Comparison, image: np.ndarray | None = None, *,
+                    alpha: float = 0.6) -> np.ndarray:
+    """(H, W, 3) uint8 picture of a :class:`Comparison` over ``image`` (gray, uint8) or black,
+    colored by :data:`COMPARE_COLORS`."""
+    gray = np.zeros(comparison.both.shape, np.float32) if image is None else image.astype(np.float32)
+    base = np.repeat(gray[:, :, None], 3, 2)
+    for name, mask in comparison.layers.items():
+        base[mask] = (1 - alpha) * base[mask] + alpha * np.array(COMPARE_COLORS[name], np.float32)
+    return base.clip(0, 255).astype(np.uint8)
+
+
+def image_rows(submission: str | Path, image: str | None = None) -> tuple[str, dict[str, str]]:
+    """One image's ``{class: rle}`` rows of a submission: ``image``, or the first image when None.
+
+    Raises HbensError naming the file when it has no rows or none for ``image``.
+    """
+    from hbens.submission import scan_submission
+
+    index = scan_submission(submission)
+    if not index.images:
+        raise HbensError(f"{submission}: no rows to draw")
+    image = image or index.images[0]
+    if image not in index.images:
+        raise HbensError(f"{submission}: no rows for image {image}; "
+                         f"it has e.g. {', '.join(index.images[:3])}")
+    with index.open() as handle:
+        return image, {name: index.read_rle((own, name), handle) for own, name in index.rows if own == image}
+
+
+def png_bytes(picture: np.ndarray, *, width: int | None = None) -> bytes:
+    """PNG bytes of an RGB (or gray) uint8 picture, resized to ``width`` pixels across when given."""
+    import cv2
+
+    if width is not None and width != picture.shape[1]:
+        height = max(1, round(picture.shape[0] * width / picture.shape[1]))
+        picture = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
+    if picture.ndim == 3:
+        picture = picture[:, :, ::-1]
+    encoded, data = cv2.imencode(".png", np.ascontiguousarray(picture))
+    if not encoded:
+        raise HbensError("the picture could not be encoded as PNG")
+    return data.tobytes()

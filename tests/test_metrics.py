@@ -143,3 +143,18 @@ def test_cli_soft_fuse_of_store_folders_writes_stores_that_crf_and_score_read(tm
     assert result.exit_code == 0 and "rows from 3 inputs" in result.output, result.output
     result = run(cli, ["score", str(tmp_path / "fused"), "--gt", str(gt), "--threshold", "0.4"])
     assert result.exit_code == 0 and result.output.splitlines()[-1].startswith("mean         1.0000")
+
+
+def test_score_at_the_images_size_fills_polygons_and_reads_runs_at_that_size(tmp_path):
+    from hbens.annotations import polygon_runs
+    from hbens.synthetic import write_annotation
+
+    square = np.array([[10, 20], [60, 20], [60, 50], [10, 50]], float)
+    write_annotation(tmp_path / "gt" / "ID001" / "a.json", {"Ulna": square})
+    runs = polygon_runs(square, (300, 300))
+    write_submission(tmp_path / "p.csv", {("a.png", name): rle.runs_to_string(*runs) if name == "Ulna" else ""
+                                          for name in CLASSES})
+    small = score_submission(str(tmp_path / "p.csv"), str(tmp_path / "gt"), shape=(300, 300))
+    assert small.values[0, CLASSES.index("Ulna")] == 1.0 and small.mean == 1.0
+    full = score_submission(str(tmp_path / "p.csv"), str(tmp_path / "gt"))
+    assert full.values[0, CLASSES.index("Ulna")] < 0.1, "rows of 300 pixels read as rows of 2048"

@@ -86,23 +86,23 @@ def score(prediction: str, ground_truth: str, threshold: float, thresholds: str 
 @click.option("--image", "image_name", help="Which image to draw [default: the first].")
 @click.option("--images", type=click.Path(exists=True, file_okay=False),
               help="Folder of the PNGs, to draw the masks over the X-ray.")
+@click.option("--compare", "other", type=existing_file,
+              help="Another submission: color where the two agree (green), where only SUBMISSION has a bone "
+                   "(red), only OTHER (blue), or each a different bone (magenta).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Picture to write (.png or .jpg).")
 @click.option("--scale", type=FiniteFloat(0, 4, min_open=True), default=0.5, show_default=True,
               help="Size of the picture relative to the image, in (0, 4].")
-def show(submission, image_name, images, output, scale) -> None:
-    """Draw one image's masks from SUBMISSION, each class in its color."""
-    from hbens.pictures import overlay, picture_suffix, save_picture
-    from hbens.submission import scan_submission
+def show(submission, image_name, images, other, output, scale) -> None:
+    """Draw one image's masks from SUBMISSION, each class in its color, or where it differs from --compare."""
+    from hbens.classes import IMAGE_SHAPE
+    from hbens.pictures import (COMPARE_COLORS, compare_masks, compare_overlay, image_rows, overlay,
+                                picture_suffix, save_picture)
 
-    guard_paths(reads=[("SUBMISSION", submission), ("--images", images), *files_under("--images", images)],
+    guard_paths(reads=[("SUBMISSION", submission), ("--compare", other), ("--images", images),
+                       *files_under("--images", images)],
                 writes=[("-o", output)])
     picture_suffix(output)
-    index = scan_submission(submission)
-    if not index.images:
-        raise HbensError(f"{submission}: no rows to draw")
-    image_name = image_name or index.images[0]
-    if image_name not in index.images:
-        raise HbensError(f"{submission}: no rows for image {image_name}; it has e.g. {', '.join(index.images[:3])}")
+    image_name, rles = image_rows(submission, image_name)
     picture = None
     if images:
         import numpy as np
@@ -113,8 +113,13 @@ def show(submission, image_name, images, output, scale) -> None:
         if image_name not in found:
             raise HbensError(f"{images}: no file named {image_name}")
         picture = np.round(read_gray(found[image_name]) * 255).astype(np.uint8)
-    with index.open() as handle:
-        rles = {name: index.read_rle((image_name, name), handle) for _, name in index.rows if _ == image_name}
-    shape = picture.shape if picture is not None else (2048, 2048)
-    save_picture(output, overlay(rles, picture, shape), scale, inputs=(submission,))
-    click.echo(f"wrote {output}")
+    shape = picture.shape if picture is not None else IMAGE_SHAPE
+    if other is None:
+        save_picture(output, overlay(rles, picture, shape), scale, inputs=(submission,))
+        click.echo(f"wrote {output}")
+        return
+    comparison = compare_masks(rles, image_rows(other, image_name)[1], shape=shape)
+    save_picture(output, compare_overlay(comparison, picture), scale, inputs=(submission, other),
+                 entries=COMPARE_COLORS)
+    counts = ", ".join(f"{label} {pixels} px" for label, pixels in comparison.counts().items())
+    click.echo(f"wrote {output}: {image_name}: {counts}")
