@@ -197,3 +197,24 @@ def test_write_dataset_rejects_bad_arguments_before_writing(tmp_path, arguments,
     with pytest.raises(HbensError, match=message):
         write_dataset(tmp_path / "data", **{"seed": 0, **arguments})
     assert not (tmp_path / "data").exists()
+
+
+def test_cli_synth_writes_the_phantom_dataset_and_refuses_bad_options(tmp_path):
+    from click.testing import CliRunner
+
+    from hbens.cli import cli
+
+    result = CliRunner().invoke(cli, ["synth", str(tmp_path / "data"), "--train-ids", "1", "--test-ids", "1",
+                                      "--seed", "4", "--size", "256"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 train and 2 test images of 256x256" in result.output
+    direct = write_dataset(tmp_path / "direct", ids_train=1, ids_test=1, seed=4, size=256)
+    for split, paths in direct.items():
+        for png in paths:
+            assert (tmp_path / "data" / png.relative_to(tmp_path / "direct")).read_bytes() == png.read_bytes()
+    for option, value in (("--size", "255"), ("--seed", "-1"), ("--train-ids", "-1")):
+        refused = CliRunner().invoke(cli, ["synth", str(tmp_path / "bad"), option, value])
+        assert refused.exit_code == 2 and option in refused.output
+    empty = CliRunner().invoke(cli, ["synth", str(tmp_path / "none"), "--train-ids", "0", "--test-ids", "0"])
+    assert empty.exit_code == 1 and "at least one ID" in empty.output
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "none").exists()

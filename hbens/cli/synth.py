@@ -1,4 +1,4 @@
-"""``hbens synth``: synthetic examples."""
+"""``hbens synth``: hand phantoms in the competition's layout."""
 
 from __future__ import annotations
 
@@ -7,21 +7,23 @@ import click
 
 @click.command()
 @click.argument("folder", type=click.Path(file_okay=False))
-@click.option("--images", type=click.IntRange(min=1), default=4, show_default=True, help="Number of synthetic hands.")
-@click.option("--models", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Number of noisy model submissions.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed.")
-@click.option("--pngs", is_flag=True, help="Also write X-ray-like PNGs under FOLDER/images.")
-def synth(folder: str, images: int, models: int, seed: int, pngs: bool) -> None:
-    """Write a synthetic example to FOLDER: annotation JSONs and noisy model submissions."""
-    from pathlib import Path
-
+@click.option("--train-ids", type=click.IntRange(min=0), default=2, show_default=True,
+              help="IDs (people, two hands each) under FOLDER/train.")
+@click.option("--test-ids", type=click.IntRange(min=0), default=1, show_default=True,
+              help="IDs under FOLDER/test (with annotations too, to score predictions).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Random seed: the same arguments write the same files.")
+@click.option("--size", type=click.IntRange(min=256), default=2048, show_default=True,
+              help="Height and width of the images (2048 on the competition).")
+def synth(folder: str, train_ids: int, test_ids: int, seed: int, size: int) -> None:
+    """Write hand phantoms to FOLDER in the competition's layout: train/ and test/, each with
+    DCM/IDxxx/NAME.png and outputs_json/IDxxx/NAME.json."""
     from hbens.cli.options import guard_paths
     from hbens.paths import created_folder
-    from hbens.synthetic import write_example
+    from hbens.synthetic import write_dataset
 
     guard_paths(reads=[], folder_writes=[("FOLDER", folder)])
     with created_folder(folder, option="FOLDER"):
-        gt, csvs = write_example(folder, images, models, seed, images=pngs)
-    pictures = f", {Path(folder) / 'images'}" if pngs else ""
-    click.echo(f"wrote {gt} ({images} images){pictures} and {', '.join(map(str, csvs))}")
+        written = write_dataset(folder, ids_train=train_ids, ids_test=test_ids, seed=seed, size=size)
+    click.echo(f"wrote {len(written['train'])} train and {len(written['test'])} test images of {size}x{size} "
+               f"under {folder}")
