@@ -405,8 +405,8 @@ CASES = [
     Case("show-disk-full", SHOW + " -o {t}/x.png --scale 0.5", says="cannot write", fsize=500),
     # synth
     Case("synth-seed-negative", "synth {t}/s --seed -1", USAGE, says="'--seed'"),
-    Case("synth-images-zero", "synth {t}/s --images 0", USAGE, says="'--images'"),
-    Case("synth-models-negative", "synth {t}/s --models -2", USAGE, says="'--models'"),
+    Case("synth-ids-negative", "synth {t}/s --train-ids -1", USAGE, says="'--train-ids'"),
+    Case("synth-size-small", "synth {t}/s --size 100", USAGE, says="'--size'"),
     Case("synth-seed-text", "synth {t}/s --seed x", USAGE, says="'--seed'"),
     Case("synth-folder-is-a-file", "synth {csv1}", (1, 2)),
     Case("synth-folder-under-a-file", "synth {csv1}/s", says="is a file"),
