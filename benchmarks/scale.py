@@ -137,7 +137,7 @@ def main() -> None:
         }
         started = time.perf_counter()
         clusters = {n: LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                    dashboard_address=None, silence_logs=50) for n in (1, 2)}
+                                    dashboard_address="127.0.0.1:0", silence_logs=50) for n in (1, 2)}
         print(f"{cores()} cores; two Dask LocalClusters (1 and 2 workers) started in "
               f"{time.perf_counter() - started:.1f} s (not in the times below)")
         try:

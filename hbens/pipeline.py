@@ -118,6 +118,9 @@ def _run_limited(job: tuple[Callable, Any, int]) -> Any:
 class ThreadExecutor:
     """Tasks on a pool of threads in this process (the numba kernels release the GIL)."""
 
+    in_flight_per_worker = 2
+    """Tasks submitted ahead per worker: enough to keep it busy, few enough to bound memory."""
+
     def __init__(self, execution: Execution):
         import sys
         from concurrent.futures import ThreadPoolExecutor
@@ -184,6 +187,9 @@ def _import_distributed():
 class DaskExecutor:
     """Tasks on a Dask cluster: a new ``LocalCluster`` (``local``) or an existing one (``tcp://...``)."""
 
+    in_flight_per_worker = 8
+    """More tasks ahead than for local pools: each one's round trip to the scheduler is overlapped."""
+
     def __init__(self, execution: Execution):
         distributed = _import_distributed()
         self._stack = ExitStack()
@@ -193,7 +199,7 @@ class DaskExecutor:
                 self.workers = execution.n_workers
                 cluster = self._stack.enter_context(distributed.LocalCluster(
                     n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None, silence_logs=50))
+                    dashboard_address="127.0.0.1:0", silence_logs=50))
                 address = cluster.scheduler_address
             self.client = self._stack.enter_context(
                 distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False))
@@ -278,7 +284,7 @@ def map_images(
     with open_executor(execution) as executor, tqdm(
         total=len(names), desc=desc, unit="image", disable=None if execution.progress else True, leave=False
     ) as bar:
-        window = 2 * max(1, getattr(executor, "workers", 1))
+        window = executor.in_flight_per_worker * max(1, executor.workers)
         pending: deque = deque()
         upcoming = iter(enumerate(items))
         for index, item in upcoming:
