@@ -21,18 +21,7 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	rm -rf $(DEMO)
-	$(BIN)/hbens synth $(DEMO) --images 4 --models 3 --pngs
-	$(BIN)/python -c "import segmentation_models_pytorch as smp; smp.create_model('Unet', \
-		'tu-mobilenetv3_small_050', encoder_weights=None, classes=29).save_pretrained('$(DEMO)/untrained-unet')"
-	$(BIN)/hbens predict --ckpt $(DEMO)/untrained-unet --images $(DEMO)/images -o $(DEMO)/probabilities \
-		--size 256 --tta hflip --csv $(DEMO)/predicted.csv --quiet
-	$(BIN)/hbens check $(DEMO)/predicted.csv
-	$(BIN)/hbens fuse $(DEMO)/model1.csv $(DEMO)/model2.csv $(DEMO)/model3.csv -o $(DEMO)/fused.csv
-	$(BIN)/hbens clean $(DEMO)/fused.csv --min-area 50 --largest --fill-holes -o $(DEMO)/cleaned.csv
-	$(BIN)/hbens check $(DEMO)/cleaned.csv
-	$(BIN)/hbens show $(DEMO)/cleaned.csv --images $(DEMO)/images -o $(DEMO)/cleaned.png --scale 0.3
-	for name in model1 fused cleaned; do \
-		echo "== $$name"; $(BIN)/hbens score $(DEMO)/$$name.csv --gt $(DEMO)/outputs_json | tail -n 1; done
+	$(BIN)/hbens demo -o $(DEMO)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/rle.py

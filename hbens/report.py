@@ -255,12 +255,12 @@ def build_report(
     """
     sections = [f"<h1>{html.escape(title)}</h1>", f"<p class=verdict>{html.escape(verdict(stages))}</p>"]
     sections += [f"<p>{html.escape(note)}</p>" for note in notes]
-    sections += ["<h2>Stages: mean Dice on the test images</h2>", _stage_table(stages),
-                 "<h2>Dice per class</h2>", dice_chart(stages), _class_table(stages)]
-    if recipe is not None:
-        sections += ["<h2>The tuned recipe</h2>", _recipe_table(recipe)]
+    sections += ["<h2>Stages: mean Dice on the test images</h2>", _stage_table(stages)]
     if figures:
         sections += ["<h2>Pictures</h2>", "<div class=figures>" + "".join(map(_figure, figures)) + "</div>"]
+    sections += ["<h2>Dice per class</h2>", dice_chart(stages), _class_table(stages)]
+    if recipe is not None:
+        sections += ["<h2>The tuned recipe</h2>", _recipe_table(recipe)]
     return ("<!DOCTYPE html><html lang=en><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
             + "\n".join(sections) + "</body></html>\n")

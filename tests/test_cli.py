@@ -73,3 +73,11 @@ def test_side_outputs_never_overwrite_inputs(tmp_path, example):
         assert result.exit_code == 1 and "is also the input" in result.output, (args, result.output)
     assert csvs[0].read_bytes() == before
     assert not (tmp_path / "c.csv").exists() and not (tmp_path / "f.csv").exists()
+
+
+def test_every_option_of_every_command_has_help():
+    import click
+
+    missing = [(name, p.opts[0]) for name, command in cli.commands.items() for p in command.params
+               if isinstance(p, click.Option) and not p.help]
+    assert not missing

@@ -13,6 +13,7 @@ import click
 
 from hbens.cli.clean import clean
 from hbens.cli.crf import crf
+from hbens.cli.demo import demo
 from hbens.cli.fuse import fuse
 from hbens.cli.importer import import_arrays
 from hbens.cli.options import OUTPUTS
@@ -24,7 +25,7 @@ from hbens.errors import HbensError
 from hbens.outputs import WRITE_ERRNOS
 from hbens.settings import clip
 
-COMMANDS = (check, score, fuse, clean, predict, import_arrays, crf, tune, apply, show, synth)
+COMMANDS = (check, score, fuse, clean, predict, import_arrays, crf, tune, apply, show, synth, demo)
 
 MESSAGE_LIMIT = 300
 """Longest error line printed (characters); longer ones are cut with a count of the rest."""

@@ -1,0 +1,21 @@
+"""``hbens demo``: phantoms, tiny trained models, the whole pipeline and a report."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("-o", "--output", default="demo-output", show_default=True, type=click.Path(file_okay=False),
+              help="Folder to write into (must not exist or be empty).")
+@click.option("--quick", is_flag=True, help="Fewer, smaller images and shorter training (under 3 minutes).")
+def demo(output: str, quick: bool) -> None:
+    """Train tiny models on hand phantoms, run every stage of the pipeline, print a table and write
+    OUTPUT/report.html."""
+    from hbens.demo import run_demo
+    from hbens.report import verdict
+
+    result = run_demo(output, quick=quick, log=lambda line: click.echo(line, err=True))
+    click.echo("\n".join(result.lines))
+    click.echo(verdict(result.stages))
+    click.echo(f"wrote {result.report}")
