@@ -12,10 +12,14 @@ import click
 def demo(output: str, quick: bool) -> None:
     """Train tiny models on hand phantoms, run every stage of the pipeline, print a table and write
     OUTPUT/report.html."""
+    from hbens.cli.options import guard_paths
     from hbens.demo import run_demo
+    from hbens.paths import created_folder
     from hbens.report import verdict
 
-    result = run_demo(output, quick=quick, log=lambda line: click.echo(line, err=True))
+    guard_paths(reads=[], folder_writes=[("-o", output)])
+    with created_folder(output):
+        result = run_demo(output, quick=quick, log=lambda line: click.echo(line, err=True))
     click.echo("\n".join(result.lines))
     click.echo(verdict(result.stages))
     click.echo(f"wrote {result.report}")
