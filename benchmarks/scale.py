@@ -1,11 +1,14 @@
-"""One vs two workers for fuse, crf and predict on threads, processes and a Dask cluster; Dask's overhead.
+"""One vs two workers for fuse, crf and predict on the default scheduler, threads or processes, and Dask.
 
-Every run goes through :func:`hbens.pipeline.run_images`, as the commands do.  Dask clusters are
-started by this script on 127.0.0.1 before the timed runs (their start-up is printed apart) and
-stopped when it ends.  A worker gets ``cores // workers`` threads, so one worker already uses
-both cores of this machine for predict (torch) and fuse (numba): the speed-up of two workers
-over one is printed against that, and against one worker held to one thread.  Each time is the
-best of ``--repeat`` runs.  Outputs of every executor are compared with the first.
+Every run goes through :func:`hbens.pipeline.run_images`, as the commands do.  The default
+(``auto``) runs fuse and predict on threads and crf, whose pydensecrf holds the GIL, on
+processes once there are two workers; crf is also timed on threads, fuse and predict on
+processes.  Dask clusters are started by this script as ``--scheduler local`` starts them, on
+127.0.0.1 and before the timed runs (their start-up is printed apart), and stopped when it ends.
+A worker gets ``cores // workers`` threads, so one worker already uses both cores of this
+machine for predict (torch) and fuse (numba): the speed-up of two workers over one is printed
+against that, and against one worker held to one thread.  Each time is the best of ``--repeat``
+runs, process start-up included.  Outputs of every executor are compared with the first.
 """
 
 from __future__ import annotations
@@ -80,21 +83,19 @@ def crf_job(folder: Path, n_images: int, size: int):
 
 
 def predict_job(folder: Path, n_images: int, size: int):
+    """``predict`` of a bone-like TorchScript Unet-ResNet34 at 256 px with TTA (benchmarks/predict.py's model)."""
     import cv2
-    import segmentation_models_pytorch as smp
-    import torch
 
     from hbens.predictors import ModelSource, PredictOptions, predict_folder
+    from predict import build_model
 
-    torch.manual_seed(0)
-    model = smp.create_model("Unet", encoder_name="resnet18", encoder_weights=None, classes=29).eval()
-    model.save_pretrained(str(folder / "model"))
+    build_model(folder / "model.pt", 256)
     images = folder / "predict-images"
     images.mkdir()
     rng = np.random.default_rng(1)
     for i in range(n_images):
-        cv2.imwrite(str(images / f"image{i}.png"), (rng.random((size, size)) * 255).astype(np.uint8))
-    source = ModelSource(checkpoint=str(folder / "model"))
+        cv2.imwrite(str(images / f"image{i}.png"), (rng.random((size, size)) * 60 + 80).astype(np.uint8))
+    source = ModelSource(checkpoint=str(folder / "model.pt"))
 
     def run(execution: Execution, name: str) -> Path:
         out = folder / f"predict-{name}.csv"
@@ -117,27 +118,24 @@ def limited_threads(threads: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--fuse-images", type=int, default=48)
-    parser.add_argument("--crf-images", type=int, default=8)
-    parser.add_argument("--predict-images", type=int, default=8)
+    parser.add_argument("--crf-images", type=int, default=16)
+    parser.add_argument("--predict-images", type=int, default=16)
     parser.add_argument("--overhead-images", type=int, default=400)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    from distributed import LocalCluster
-
-    from hbens.pipeline import cores
+    from hbens.pipeline import cores, local_cluster
     from hbens.synthetic import write_example
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         _, csvs = write_example(folder / "example", args.fuse_images, 5)
-        jobs = {
-            "fuse": (fuse_job(csvs, folder), args.fuse_images),
-            "crf": (crf_job(folder, args.crf_images, 1024), args.crf_images),
-            "predict": (predict_job(folder, args.predict_images, 1024), args.predict_images),
+        jobs = {  # name: (run, images, whether its task holds the GIL)
+            "fuse": (fuse_job(csvs, folder), args.fuse_images, False),
+            "crf": (crf_job(folder, args.crf_images, 1024), args.crf_images, True),
+            "predict": (predict_job(folder, args.predict_images, 1024), args.predict_images, False),
         }
         started = time.perf_counter()
-        clusters = {n: LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                    dashboard_address="127.0.0.1:0", silence_logs=50) for n in (1, 2)}
+        clusters = {n: local_cluster(n) for n in (1, 2)}
         print(f"{cores()} cores; two Dask LocalClusters (1 and 2 workers) started in "
               f"{time.perf_counter() - started:.1f} s (not in the times below)")
         try:
@@ -148,11 +146,12 @@ def main() -> None:
                 noop, items, Execution(scheduler=clusters[1].scheduler_address), names=names))
             print(f"per-image overhead of Dask over a thread: {1000 * (dask - threads) / len(items):.2f} ms "
                   f"({len(items)} empty tasks: thread {threads:.2f} s, Dask {dask:.2f} s; goal < 10 ms)")
-            for job, (run, n_images) in jobs.items():
+            for job, (run, n_images, holds_gil) in jobs.items():
                 run(Execution(workers=1), "warm")
+                other = "threads" if holds_gil else "processes"
                 executions = {
-                    "threads": lambda n: Execution(workers=n),
-                    "processes": lambda n: Execution(scheduler="processes", workers=n),
+                    "default": lambda n: Execution(workers=n),
+                    other: lambda n: Execution(scheduler=other, workers=n),
                     "dask": lambda n: Execution(scheduler=clusters[n].scheduler_address),
                 }
                 reference = None
@@ -162,9 +161,11 @@ def main() -> None:
                         output = (folder / f"{job}-{kind}{n}.csv").read_bytes()
                         reference = reference or output
                         assert output == reference, f"{job} {kind}{n}: output differs"
-                    line = (f"{job:8} {kind:10} 1 worker {times[1]:6.2f} s  2 workers {times[2]:6.2f} s  "
+                    if kind == "default":
+                        kind = f"default ({Execution(workers=2).resolved(holds_gil=holds_gil).scheduler})"
+                    line = (f"{job:8} {kind:21} 1 worker {times[1]:6.2f} s  2 workers {times[2]:6.2f} s  "
                             f"speed-up {times[1] / times[2]:4.2f}x  ({1000 * times[2] / n_images:.0f} ms/image)")
-                    if kind == "threads":
+                    if kind.startswith("default"):
                         limited_threads(1)
                         single = best_of(args.repeat, lambda: run(Execution(workers=1), "single"))
                         limited_threads(cores())

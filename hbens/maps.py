@@ -8,9 +8,12 @@ shape and the per-class crops as stored (uint8 p*255 or float16), never a full f
 
 from __future__ import annotations
 
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
+from hbens.classes import CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
 from hbens.outputs import PathLike
 from hbens.probabilities import ClassCrop, ProbabilityStore
@@ -22,6 +25,8 @@ from hbens.saved_arrays import (
     is_hbens_store,
     read_saved_image,
 )
+from hbens.settings import examples
+from hbens.submission import SubmissionIndex, scan_submission
 
 
 @dataclass
@@ -99,3 +104,74 @@ def open_map_folder(path: PathLike, fmt: ArrayFormat | None = None) -> MapFolder
     check_saved_arrays(files, fmt or ArrayFormat())
     return MapFolder(str(folder), {image_name(p): MapFile(str(p), fmt or ArrayFormat()) for p in files},
                      "saved arrays")
+
+
+ImageReader = Callable[[str], tuple[list[MapFile | None], list[dict[str, str] | None]]]
+"""``read(image) -> (maps, rles)``: per input its map file, or that CSV's ``{class: rle}`` rows.
+
+An input that lacks the image gives no map and no rows (``None, {}``): empty masks."""
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Opened inputs of ``fuse``, ``tune`` and ``apply``: per input its map folder or CSV index, and
+    the frame of their maps."""
+
+    paths: tuple[str, ...]
+    sources: tuple[MapFolder | SubmissionIndex, ...]
+    shape: tuple[int, int]
+
+    def check_images(self, images: Sequence[str], *, what: str,
+                     advice: str = "pass predictions of the same images") -> None:
+        """HbensError naming the first input that lacks one of ``images`` (those of ``what``)."""
+        for path, source in zip(self.paths, self.sources):
+            held = set(source.images)
+            lacking = [image for image in images if image not in held]
+            if lacking:
+                raise HbensError(f"{path}: lacks {len(lacking)} image(s) of {what}, e.g. {examples(lacking)}; {advice}")
+
+    @contextmanager
+    def reader(self) -> Iterator[ImageReader]:
+        """An :data:`ImageReader` of these inputs (the CSVs stay open until the block ends)."""
+        with ExitStack() as stack:
+            handles = [stack.enter_context(source.open()) if isinstance(source, SubmissionIndex) else None
+                       for source in self.sources]
+
+            def read(image: str) -> tuple[list[MapFile | None], list[dict[str, str] | None]]:
+                maps, rles = [], []
+                for source, handle in zip(self.sources, handles):
+                    file = source.files.get(image) if isinstance(source, MapFolder) else None
+                    maps.append(file)
+                    if file is not None:
+                        rles.append(None)
+                    elif isinstance(source, MapFolder):
+                        rles.append({})
+                    else:
+                        keys = [(image, name) for name in CLASSES if (image, name) in source.rows]
+                        rles.append({name: source.read_rle((image, name), handle) for _, name in keys})
+                return maps, rles
+
+            yield read
+
+
+def open_inputs(paths: Sequence[PathLike], *, array_format: ArrayFormat | None = None,
+                shape: tuple[int, int] = IMAGE_SHAPE) -> Inputs:
+    """Open each input: a folder of maps (hbens stores or saved arrays) or a submission CSV.
+
+    The frame is that of the first map folder's first image, or ``shape`` when every input is a
+    CSV; CSVs are read in that frame.
+
+    Example
+    -------
+    >>> inputs = open_inputs(["probs/unet", "fpn.csv"])  # doctest: +SKIP
+    >>> with inputs.reader() as read:  # doctest: +SKIP
+    ...     maps, rles = read("image0.png")
+    """
+    if not paths:
+        raise HbensError("no inputs; pass folders of probability maps and/or submission CSVs")
+    folders = {i: open_map_folder(path, array_format) for i, path in enumerate(paths) if is_map_folder(path)}
+    if folders:
+        first = next(iter(folders.values()))
+        shape = tuple(first.files[first.images[0]].read().shape)
+    sources = tuple(folders[i] if i in folders else scan_submission(path, shape) for i, path in enumerate(paths))
+    return Inputs(tuple(str(path) for path in paths), sources, tuple(shape))

@@ -9,8 +9,11 @@ stats and ``--keep-going``.
 
 Executors are chosen by name from :data:`EXECUTORS`:
 
-``threads`` (default)
-    a thread pool; the numba kernels release the GIL, so threads scale without copies;
+``auto`` (default)
+    ``threads``, or ``processes`` for a task that holds the GIL (the CRF) when there are two or
+    more workers;
+``threads``
+    a thread pool; the numba kernels and torch release the GIL, so threads scale without copies;
 ``processes``
     a local process pool;
 ``local``
@@ -26,7 +29,7 @@ import os
 import time
 from collections import deque
 from contextlib import ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 from hbens.errors import HbensError
@@ -58,9 +61,9 @@ class Execution:
     Parameters
     ----------
     workers : int, optional
-        Number of workers; default: the number of cores for threads, 2 otherwise.
+        Number of workers; default: the number of cores for ``auto`` and ``threads``, 2 otherwise.
     scheduler : str
-        ``threads``, ``processes``, ``local`` or a Dask address ``tcp://HOST:PORT``.
+        ``auto``, ``threads``, ``processes``, ``local`` or a Dask address ``tcp://HOST:PORT``.
     keep_going : bool
         Report images whose task fails and go on (the exit status is then 1) instead of stopping.
     progress : bool
@@ -68,20 +71,32 @@ class Execution:
     """
 
     workers: int | None = None
-    scheduler: str = "threads"
+    scheduler: str = "auto"
     keep_going: bool = False
     progress: bool = False
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
             raise HbensError(f"--workers {self.workers}: must be >= 1")
-        executor_name(self.scheduler)
+        if self.scheduler != "auto":
+            executor_name(self.scheduler)
 
     @property
     def n_workers(self) -> int:
         if self.workers is not None:
             return self.workers
-        return cores() if self.scheduler == "threads" else 2
+        return cores() if self.scheduler in ("auto", "threads") else 2
+
+    def resolved(self, *, holds_gil: bool) -> Execution:
+        """This execution with ``auto`` replaced by the executor that suits a task.
+
+        A task that holds the GIL (``holds_gil``) runs on processes when there are two or more
+        workers, since threads would take turns; every other task runs on threads.
+        """
+        if self.scheduler != "auto":
+            return self
+        scheduler = "processes" if holds_gil and self.n_workers > 1 else "threads"
+        return replace(self, scheduler=scheduler, workers=self.n_workers)
 
 
 def cores() -> int:
@@ -184,10 +199,28 @@ def _import_distributed():
     return distributed
 
 
+def local_cluster(workers: int):
+    """A Dask ``LocalCluster`` of ``workers`` single-task processes, every server on 127.0.0.1.
+
+    Dask's nanny starts workers with ``OMP_NUM_THREADS=1`` and ``MALLOC_TRIM_THRESHOLD_=65536``.
+    Here each worker may use its share of the cores (:func:`threads_per_worker`), as the other
+    executors' workers do, and keeps glibc's default allocator: the trim setting makes every
+    large array fresh pages from the system, which slowed crf and predict by a third.
+    """
+    import dask
+
+    distributed = _import_distributed()
+    threads = str(threads_per_worker(workers))
+    environ = {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                        dashboard_address="127.0.0.1:0", silence_logs=50)
+
+
 class DaskExecutor:
     """Tasks on a Dask cluster: a new ``LocalCluster`` (``local``) or an existing one (``tcp://...``)."""
 
-    in_flight_per_worker = 8
+    in_flight_per_worker = 16
     """More tasks ahead than for local pools: each one's round trip to the scheduler is overlapped."""
 
     def __init__(self, execution: Execution):
@@ -197,9 +230,7 @@ class DaskExecutor:
         try:
             if address == "local":
                 self.workers = execution.n_workers
-                cluster = self._stack.enter_context(distributed.LocalCluster(
-                    n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0", silence_logs=50))
+                cluster = self._stack.enter_context(local_cluster(self.workers))
                 address = cluster.scheduler_address
             self.client = self._stack.enter_context(
                 distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False))
@@ -211,6 +242,8 @@ class DaskExecutor:
         if execution.scheduler != "local":
             self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
         self._threads = self._threads_of_workers()
+        self._running: list = []
+        self._fetched: dict[str, Any] = {}
 
     def _threads_of_workers(self) -> int:
         """Threads per worker so that the workers of one host do not oversubscribe its cores."""
@@ -221,13 +254,22 @@ class DaskExecutor:
         return threads_per_worker(max(per_host.values(), default=1))
 
     def submit(self, task: Callable, item: Any):
-        return self.client.submit(_run_limited, (task, item, self._threads), pure=False, retries=1)
+        future = self.client.submit(_run_limited, (task, item, self._threads), pure=False, retries=1)
+        self._running.append(future)
+        return future
 
-    @staticmethod
-    def result(future) -> Any:
+    def result(self, future) -> Any:
+        """``future``'s output; it and every other finished task's are fetched in one round trip."""
         from distributed import KilledWorker
 
         try:
+            if future.key not in self._fetched:
+                future.exception()
+                finished = [f for f in self._running if f.status == "finished"]
+                self._fetched.update(zip((f.key for f in finished), self.client.gather(finished, direct=True)))
+                self._running = [f for f in self._running if f.key not in self._fetched and f.key != future.key]
+            if future.key in self._fetched:
+                return self._fetched.pop(future.key)
             return future.result()
         except KilledWorker:
             raise TaskLost("its Dask worker died (each retry too)") from None
@@ -251,13 +293,17 @@ def executor_name(scheduler: str) -> str:
     """The :data:`EXECUTORS` key of a ``--scheduler`` value; HbensError listing the valid ones."""
     name = "tcp" if scheduler.startswith("tcp://") else scheduler
     if name not in EXECUTORS or name == "tcp" and not scheduler[len("tcp://"):]:
-        raise HbensError(f"--scheduler {scheduler}: expected threads, processes, local or tcp://HOST:PORT")
+        raise HbensError(f"--scheduler {scheduler}: expected auto, threads, processes, local or tcp://HOST:PORT")
     return name
 
 
 @contextmanager
-def open_executor(execution: Execution):
-    """An executor for ``execution``, shut down (and its cluster stopped) when the block ends."""
+def open_executor(execution: Execution, *, holds_gil: bool = False):
+    """An executor for ``execution``, shut down (and its cluster stopped) when the block ends.
+
+    ``holds_gil`` says that the tasks hold the GIL, which ``auto`` runs on processes.
+    """
+    execution = execution.resolved(holds_gil=holds_gil)
     executor = EXECUTORS[executor_name(execution.scheduler)](execution)
     try:
         yield executor
@@ -272,16 +318,18 @@ def map_images(
     *,
     names: Sequence[str],
     desc: str = "images",
+    holds_gil: bool = False,
 ) -> Iterator[tuple[int, ImageOutput | str]]:
     """Run ``task`` on every item (``names[i]`` names item ``i``) and yield ``(index, output)`` in order.
 
     A failed item yields ``(index, message)`` when ``execution.keep_going``; otherwise the first
-    failure raises :class:`HbensError` naming the image.  Items are drawn lazily and at most two
-    tasks per worker are in flight, so memory does not grow with the number of images.
+    failure raises :class:`HbensError` naming the image.  Items are drawn lazily and a few tasks
+    per worker are in flight, so memory does not grow with the number of images.  ``holds_gil``:
+    see :func:`open_executor`.
     """
     from tqdm import tqdm
 
-    with open_executor(execution) as executor, tqdm(
+    with open_executor(execution, holds_gil=holds_gil) as executor, tqdm(
         total=len(names), desc=desc, unit="image", disable=None if execution.progress else True, leave=False
     ) as bar:
         window = executor.in_flight_per_worker * max(1, executor.workers)
@@ -343,19 +391,21 @@ def run_images(
     inputs: Sequence[PathLike] = (),
     desc: str = "images",
     on_output: Callable[[ImageOutput], None] | None = None,
+    holds_gil: bool = False,
 ) -> RunSummary:
     """Run a per-image ``task`` over ``items`` (one per image, in canonical image order).
 
     Rows come back to this process and are written to ``csv`` in canonical order, atomically
     (nothing is left when the run fails); ``inputs`` are never overwritten.  ``on_output`` sees
-    every successful output in order (for side files).  Stats are summed with ``+``.
+    every successful output in order (for side files).  Stats are summed with ``+``.  A task
+    that holds the GIL (``holds_gil``) runs on processes under the ``auto`` scheduler.
     """
     from hbens.submission import SubmissionWriter
 
     started = time.perf_counter()
     summary = RunSummary()
     with SubmissionWriter(csv, inputs) if csv is not None else nullcontext() as writer:
-        for index, output in map_images(task, items, execution, names=names, desc=desc):
+        for index, output in map_images(task, items, execution, names=names, desc=desc, holds_gil=holds_gil):
             if isinstance(output, str):
                 summary.failed.append(output)
                 continue

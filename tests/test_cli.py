@@ -23,6 +23,28 @@ def test_check_ok_and_invalid(tmp_path, example):
     assert "unknown class 'finger-33'" in result.output and "INVALID" in result.output
 
 
+def test_image_size_sets_the_frame_of_csv_commands(tmp_path):
+    # 0-based pixels 254..256: one run of 3 on a 2048-wide frame; two pieces on a 256-wide one (it wraps a row).
+    sub = tmp_path / "sub.csv"
+    sub.write_text("image_name,class,rle\na.png,Ulna,255 3\nb.png,Ulna,65536 1\n")
+    for size, kept in [("2048", "255 3"), ("256", "255 2")]:
+        out = tmp_path / f"clean{size}.csv"
+        assert run("clean", sub, "--largest", "-o", out, "--image-size", size, "--quiet").exit_code == 0
+        assert out.read_text().splitlines()[1] == f"a.png,Ulna,{kept}"
+    outside = tmp_path / "outside.csv"
+    outside.write_text(sub.read_text().replace("65536 1", "65537 1"))
+    assert ": 2 valid rows" in run("check", outside).output  # (both images lack 28 classes)
+    result = run("check", outside, "--image-size", "256x256")
+    assert ": 1 valid rows" in result.output and "ends past the last pixel 65536" in result.output
+    result = run("check", sub, "--image-size", "256x0")
+    assert result.exit_code == 2 and "expected N or HxW" in result.output
+    fused, again = tmp_path / "fused.csv", tmp_path / "again.csv"
+    again.write_bytes(sub.read_bytes())
+    assert run("fuse", sub, again, "-o", fused, "--missing", "empty", "--largest", "--image-size", "256",
+               "--quiet").exit_code == 0
+    assert "a.png,Ulna,255 2" in fused.read_text().splitlines()
+
+
 def test_score_writes_table_csv_and_plot(tmp_path, example):
     gt, csvs = example
     result = run("score", csvs[0], "--gt", gt, "--out", tmp_path / "s.csv", "--plot", tmp_path / "d.png")

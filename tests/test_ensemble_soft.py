@@ -490,7 +490,7 @@ def test_fuse_inputs_refuses_misaligned_folders(tmp_path, rng):
 
     folders, _, csv = write_folders(tmp_path, rng, 2)
     (tmp_path / "b" / "image1.npz").unlink()
-    with pytest.raises(HbensError, match="lacks 1 image\\(s\\) that other inputs have, e.g. image1.png"):
+    with pytest.raises(HbensError, match="lacks 1 image\\(s\\) of the other inputs, e.g. image1.png; .*--missing empty"):
         fuse_inputs([*folders, csv], tmp_path / "o.csv", soft_rules(3))
     assert not (tmp_path / "o.csv").exists()
     summary = fuse_inputs([*folders, csv], tmp_path / "o.csv", soft_rules(3), missing="empty")

@@ -66,10 +66,26 @@ def test_scheduler_names():
     assert set(EXECUTORS) == {"threads", "processes", "local", "tcp"}
     assert executor_name("tcp://10.0.0.1:8786") == "tcp"
     for bad in ("tcp://", "mpi", ""):
-        with pytest.raises(HbensError, match="expected threads, processes, local or tcp://HOST:PORT"):
+        with pytest.raises(HbensError, match="expected auto, threads, processes, local or tcp://HOST:PORT"):
             Execution(scheduler=bad)
     with pytest.raises(HbensError, match="--workers 0"):
         Execution(workers=0)
+
+
+def process_id(item: int) -> ImageOutput:
+    return ImageOutput(f"img{item}", [], {os.getpid()})
+
+
+def test_auto_runs_tasks_that_hold_the_gil_on_processes():
+    assert Execution(workers=2).resolved(holds_gil=True).scheduler == "processes"
+    assert Execution(workers=2).resolved(holds_gil=False).scheduler == "threads"
+    assert Execution(workers=1).resolved(holds_gil=True).scheduler == "threads"
+    assert Execution(workers=2, scheduler="threads").resolved(holds_gil=True).scheduler == "threads"
+    names = [f"img{i}" for i in range(4)]
+    for holds_gil, elsewhere in [(True, True), (False, False)]:
+        ran_in = set().union(*(output.stats for _, output in
+                               map_images(process_id, range(4), Execution(workers=2), names=names, holds_gil=holds_gil)))
+        assert (os.getpid() not in ran_in) == elsewhere
 
 
 def test_unreachable_scheduler_is_one_line_within_seconds(tmp_path, example):

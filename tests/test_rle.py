@@ -230,3 +230,12 @@ def test_real_model_masks_match_reference(realdata):
         for mask, text in zip(masks, texts):
             assert text == encode_reference(mask)
         assert np.array_equal(rle.decode_many(texts), masks != 0)
+
+
+@pytest.mark.parametrize("shape", [(0,), (7,), (2048 * 2048,), (3, 2048, 2048), (5, 300, 300)])
+def test_zeroed_masks_are_zero_whether_fresh_or_recycled(shape):
+    for _ in range(3):
+        fresh = rle._zeroed_mask(shape)
+        assert fresh.shape == shape and fresh.dtype == np.uint8 and not fresh.any()
+        fresh.fill(1)
+        del fresh

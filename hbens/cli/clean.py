@@ -12,6 +12,7 @@ from hbens.cli.options import (
     existing_file,
     finish,
     guard_paths,
+    image_size_option,
 )
 
 
@@ -19,9 +20,10 @@ from hbens.cli.options import (
 @click.argument("submission", type=existing_file)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cleaned submission CSV.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@image_size_option
 @execution_options
 @clean_options(config_flags=("--config", "--clean-config"))
-def clean(submission, output, quiet, workers, scheduler, keep_going, report, **options) -> None:
+def clean(submission, output, quiet, shape, workers, scheduler, keep_going, report, **options) -> None:
     """Clean SUBMISSION's masks: small components, largest components, holes."""
     guard_paths(reads=[("SUBMISSION", submission), ("--config", options["clean_config"])],
                 writes=[("-o", output), ("--report", report)])
@@ -31,6 +33,6 @@ def clean(submission, output, quiet, workers, scheduler, keep_going, report, **o
     if cleanup is None:
         raise click.UsageError("nothing to do: give --min-area, --keep/--largest, --fill-holes or --config")
     execution = execution_from_options(workers, scheduler, keep_going, quiet)
-    summary = clean_csv(submission, output, cleanup, execution=execution)
+    summary = clean_csv(submission, output, cleanup, execution=execution, shape=shape)
     finish(summary, f"wrote {output}: {summary.rows} rows in {summary.seconds:.1f} s", cleanup, report, quiet,
             (submission,))

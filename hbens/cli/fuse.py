@@ -14,6 +14,7 @@ from hbens.cli.options import (
     existing_file,
     finish,
     guard_paths,
+    image_size_option,
     non_negative,
     probability,
     refuse_repeated,
@@ -50,12 +51,13 @@ from hbens.cli.options import (
 @click.option("--missing", type=click.Choice(["error", "empty"]), default="error", show_default=True,
               help="Absent (image, class) rows: an error, or empty masks.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@image_size_option
 @array_options
 @execution_options
 @clean_options(classes_flag="--clean-classes")
 def fuse(inputs, output, strategy, threshold, thresholds, space, stores_out, precision, min_votes, union,
-         intersection, weights, min_weight, class_weights, picks, scores, missing, quiet, key, kind, array_classes,
-         drop_channel, workers, scheduler, keep_going, report, **clean) -> None:
+         intersection, weights, min_weight, class_weights, picks, scores, missing, quiet, shape, key, kind,
+         array_classes, drop_channel, workers, scheduler, keep_going, report, **clean) -> None:
     """Fuse INPUTS into one submission: submission CSVs, folders of probability maps (hbens stores or
     saved arrays of another pipeline), or both (a CSV counts as a 0/1 map).
 
@@ -99,7 +101,7 @@ def fuse(inputs, output, strategy, threshold, thresholds, space, stores_out, pre
     if not maps and strategy != "soft" and thresholds is None and stores_out is None:
         rules = (classwise_rules(n, picks, scored) if strategy == "classwise"
                  else hard_rules(n, min_votes, weights, min_weight, per_class))
-        summary = fuse_csvs(inputs, output, rules, missing=missing, cleanup=cleanup, execution=execution)
+        summary = fuse_csvs(inputs, output, rules, missing=missing, cleanup=cleanup, execution=execution, shape=shape)
         finish(summary, describe_fuse(summary, output, inputs), cleanup, report, quiet, tuple(inputs))
         return
     per_threshold = read_class_values(thresholds, "threshold") if thresholds else None
@@ -115,5 +117,5 @@ def fuse(inputs, output, strategy, threshold, thresholds, space, stores_out, pre
     summary = soft.fuse_inputs(inputs, output, builders[strategy](), missing=missing, stores=stores_out,
                                precision="float16" if precision == "fp16" else "uint8",
                                array_format=array_format_from_options(key, kind, array_classes, drop_channel),
-                               cleanup=cleanup, execution=execution)
+                               cleanup=cleanup, execution=execution, shape=shape)
     finish(summary, soft.describe_soft_fuse(summary, output, inputs), cleanup, report, quiet, tuple(inputs))

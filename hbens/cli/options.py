@@ -38,6 +38,27 @@ non_negative = FiniteFloat(0)
 """A finite number >= 0."""
 
 
+class ImageSize(click.ParamType):
+    """An image size: ``N`` (N x N) or ``HxW``, each side at least 1 pixel."""
+
+    name = "N|HxW"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).lower().split("x")
+        if len(parts) not in (1, 2) or not all(part.strip().isdigit() and int(part) >= 1 for part in parts):
+            self.fail(f"{value!r}: expected N or HxW in pixels, such as 2048 or 1024x768", param, ctx)
+        sides = [int(part) for part in parts]
+        return (sides[0], sides[-1])
+
+
+image_size_option = click.option(
+    "--image-size", "shape", type=ImageSize(), default="2048", show_default=True,
+    help="Size of the images the RLE strings describe, N or HxW (the competition's are 2048).")
+"""``--image-size``: the frame of the RLE strings of commands that read only CSVs."""
+
+
 class Weights(click.ParamType):
     """Comma-separated weights, e.g. ``2,1,1``: each a finite number > 0."""
 
@@ -101,9 +122,10 @@ def execution_options(command):
     """The ``--workers``, ``--scheduler`` and ``--keep-going`` options of every per-image command."""
     options = [
         click.option("--workers", type=click.IntRange(min=1),
-                     help="Number of workers [default: a thread per core; 2 processes with --scheduler local]."),
-        click.option("--scheduler", default="threads", show_default=True, metavar="NAME|tcp://HOST:PORT",
-                     help="threads, processes, local (a Dask LocalCluster) or the address of a Dask scheduler."),
+                     help="Number of workers [default: one per core; 2 with processes or --scheduler local]."),
+        click.option("--scheduler", default="auto", show_default=True, metavar="NAME|tcp://HOST:PORT",
+                     help="auto (threads; processes for the CRF, which holds the GIL), threads, processes, "
+                          "local (a Dask LocalCluster) or the address of a Dask scheduler."),
         click.option("--keep-going", is_flag=True, help="Report images that fail and go on (exit status 1)."),
     ]
     for option in reversed(options):

@@ -13,6 +13,7 @@ from hbens.cli.options import (
     existing_file,
     files_under,
     guard_paths,
+    image_size_option,
     probability,
 )
 from hbens.errors import HbensError
@@ -20,12 +21,13 @@ from hbens.errors import HbensError
 
 @click.command()
 @click.argument("submission", type=existing_file)
-def check(submission: str) -> None:
+@image_size_option
+def check(submission: str, shape: tuple[int, int]) -> None:
     """Validate SUBMISSION: header, 29 classes per image, every RLE."""
     from hbens.submission import check_submission
 
     guard_paths(reads=[("SUBMISSION", submission)])
-    report = check_submission(submission)
+    report = check_submission(submission, shape)
     for problem in report.problems:
         click.echo(str(problem))
     status = "OK" if report.ok else f"INVALID ({len(report.problems)} problem(s))"
@@ -46,9 +48,10 @@ def check(submission: str) -> None:
 @click.option("--plot", type=click.Path(dir_okay=False), help="Save a per-class Dice bar chart (PNG).")
 @click.option("--missing", type=click.Choice(["error", "empty"]), default="error", show_default=True,
               help="Rows absent from PREDICTION: an error, or empty masks.")
+@image_size_option
 @array_options
 def score(prediction: str, ground_truth: str, threshold: float, thresholds: str | None, out_csv: str | None,
-          plot: str | None, missing: str, key, kind, array_classes, drop_channel) -> None:
+          plot: str | None, missing: str, shape: tuple[int, int], key, kind, array_classes, drop_channel) -> None:
     """Per-class and mean Dice of PREDICTION against the ground truth.
 
     PREDICTION is a submission CSV or a folder of probability maps (hbens stores or saved arrays),
@@ -69,7 +72,7 @@ def score(prediction: str, ground_truth: str, threshold: float, thresholds: str 
                            thresholds=read_class_values(thresholds, "threshold") if thresholds else None,
                            array_format=array_format_from_options(key, kind, array_classes, drop_channel))
     else:
-        table = score_submission(prediction, ground_truth, missing)
+        table = score_submission(prediction, ground_truth, missing, shape=shape)
     for name, value in zip(table.classes, table.per_class):
         click.echo(f"{name:<12} {value:.4f}")
     click.echo(f"{'mean':<12} {table.mean:.4f}   ({len(table.images)} images)")

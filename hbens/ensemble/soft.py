@@ -17,7 +17,6 @@ computation only where its fused value lies within 6e-8 of the threshold.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from fractions import Fraction
@@ -29,12 +28,11 @@ from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
 from hbens.ensemble.fuse import classwise_rules, hard_rules
 from hbens.ensemble.vote import VoteRule, hard_vote
 from hbens.errors import HbensError
-from hbens.maps import ImageMaps, MapFile, MapFolder, is_map_folder, open_map_folder
+from hbens.maps import ImageMaps, Inputs, MapFile, MapFolder, open_inputs
 from hbens.outputs import PathLike
 from hbens.pipeline import Execution, ImageOutput, RunSummary
 from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
 from hbens.saved_arrays import ArrayFormat
-from hbens.submission import SubmissionIndex
 from hbens.probabilities import PRECISIONS, ClassCrop, dequantize, tight_crop, write_store
 from hbens.probabilities import crop_runs as probability_runs
 from hbens.rle import runs_to_string, string_to_runs
@@ -447,17 +445,12 @@ def soft_fuse_image(item: SoftFuseItem) -> ImageOutput:
     return ImageOutput(item.image, rows, SoftImageStats(result.stats, clean))
 
 
-def _aligned(inputs: Sequence[MapFolder | SubmissionIndex], missing: str) -> list[str]:
+def _aligned(inputs: Inputs, missing: str) -> list[str]:
     """Images of every input, or an HbensError naming an input that lacks some (unless missing=empty)."""
-    own = [set(i.images) for i in inputs]
-    images = sorted(set().union(*own))
-    if missing == "empty":
-        return images
-    for source, names in zip(inputs, own):
-        lacking = [image for image in images if image not in names]
-        if lacking:
-            raise HbensError(f"{source.path}: lacks {len(lacking)} image(s) that other inputs have, e.g. "
-                             f"{', '.join(lacking[:3])}; fuse inputs of the same images or pass --missing empty")
+    images = sorted(set().union(*(source.images for source in inputs.sources)))
+    if missing == "error":
+        inputs.check_images(images, what="the other inputs",
+                            advice="fuse inputs of the same images or pass --missing empty")
     return images
 
 
@@ -472,40 +465,32 @@ def fuse_inputs(
     array_format: ArrayFormat | None = None,
     cleanup: Cleanup | None = None,
     execution: Execution | None = None,
+    shape: tuple[int, int] = IMAGE_SHAPE,
 ) -> RunSummary:
     """Fuse folders of probability maps (hbens stores or saved arrays) and CSVs into ``output``.
 
     Images are aligned by name; each is a task of :mod:`hbens.pipeline` that reads its own maps.
+    An input that lacks an image is an error, or empty masks with ``missing="empty"``.
     ``stores`` also writes the fused probabilities as hbens stores (their metadata records the
-    inputs and rules).  The summary's ``stats`` is a :class:`SoftImageStats`.
+    inputs and rules).  ``shape`` is the images' size when every input is a CSV (else the
+    maps').  The summary's ``stats`` is a :class:`SoftImageStats`.
     """
     from hbens.pipeline import run_images
-    from hbens.submission import scan_submission
 
     if missing not in ("error", "empty"):
         raise HbensError(f"missing must be 'error' or 'empty', got {missing!r}")
-    inputs = [open_map_folder(p, array_format) if is_map_folder(p) else scan_submission(p) for p in paths]
-    folders = [i if isinstance(i, MapFolder) else None for i in inputs]
-    first = {i: folder.files[folder.images[0]].read() for i, folder in enumerate(folders) if folder is not None}
-    check_store_classes([first[i].classes if i in first else None for i in range(len(inputs))], rules)
+    inputs = open_inputs(paths, array_format=array_format, shape=shape)
+    check_store_classes([source.files[source.images[0]].read().classes if isinstance(source, MapFolder) else None
+                         for source in inputs.sources], rules)
     images = _aligned(inputs, missing)
     metadata = {"inputs": [str(p) for p in paths], "rules": rules_metadata(rules)}
     if stores is not None:
         Path(stores).mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        handles = [stack.enter_context(i.open()) if folders[n] is None else None for n, i in enumerate(inputs)]
+    with inputs.reader() as read:
 
         def items():
             for image in images:
-                maps, rles = [], []
-                for source, folder, handle in zip(inputs, folders, handles):
-                    if folder is not None and image in folder.files:
-                        maps.append(folder.files[image])
-                        rles.append(None)
-                    else:
-                        keys = [(image, name) for name in CLASSES] if folder is None else []
-                        maps.append(None)
-                        rles.append({k[1]: source.read_rle(k, handle) for k in keys if k in source.rows})
+                maps, rles = read(image)
                 store = str(Path(stores) / f"{Path(image).stem}.npz") if stores is not None else None
                 yield SoftFuseItem(image=image, maps=maps, rles=rles, rules=rules, precision=precision, store=store,
                                    metadata=metadata, cleanup=cleanup)

@@ -295,7 +295,7 @@ def crf_folder(
 
     with output_folders([output]):
         summary = run_images(refine_image, items(), execution or Execution(), names=folder.images, csv=csv,
-                             inputs=[stores, images], desc="crf")
+                             inputs=[stores, images], desc="crf", holds_gil=True)
     summary.stats = summary.stats or CRFStats()
     return summary
 

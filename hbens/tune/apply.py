@@ -19,15 +19,14 @@ import numpy as np
 from hbens.classes import CLASSES
 from hbens.ensemble.soft import SoftImageStats, SoftRule, fuse_stores_image, rules_metadata
 from hbens.errors import HbensError
-from hbens.maps import ImageMaps, MapFile
+from hbens.maps import ImageMaps, Inputs, MapFile, open_inputs
 from hbens.outputs import PathLike
 from hbens.pipeline import Execution, ImageOutput, RunSummary
 from hbens.postproc.clean import Cleanup, active_cleanup, clean_rows
 from hbens.postproc.crf import CRFParams, refine_store
 from hbens.probabilities import ClassCrop, crops_to_rles, write_store
 from hbens.saved_arrays import ArrayFormat
-from hbens.tune.inputs import Inputs, open_inputs
-from hbens.tune.recipe import Recipe, read_recipe
+from hbens.tune.recipe import Recipe, read_recipe, recipe_inputs
 
 
 def read_xray(path: PathLike) -> np.ndarray:
@@ -93,7 +92,7 @@ def apply_image(item: ApplyItem) -> ImageOutput:
 def check_inputs(recipe: Recipe, inputs: Inputs, *, rename: bool, where: str) -> None:
     """HbensError unless ``inputs`` match the recipe's in number and kind, and in name unless ``rename``."""
     expected = recipe.inputs
-    given = inputs.described
+    given = recipe_inputs(inputs)
     listed = ", ".join(item.name for item in expected)
     if len(given) != len(expected):
         raise HbensError(f"{where}: the recipe fuses {len(expected)} input(s) ({listed}), got {len(given)}; "
@@ -185,7 +184,7 @@ def apply_recipe(
                                 metadata=metadata)
 
         summary = run_images(apply_image, items(), execution or Execution(), names=names, csv=output,
-                             inputs=[*inputs.paths, recipe], desc="apply")
+                             inputs=[*inputs.paths, recipe], desc="apply", holds_gil=bool(crf))
     summary.stats = summary.stats or SoftImageStats()
     return summary
 

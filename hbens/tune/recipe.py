@@ -40,6 +40,7 @@ import yaml
 
 from hbens.classes import CLASS_INDEX, CLASSES
 from hbens.errors import HbensError, located
+from hbens.maps import Inputs, MapFolder
 from hbens.outputs import PathLike, atomic_open
 from hbens.postproc.clean import CleanConfig
 from hbens.postproc.crf import CRFParams
@@ -65,6 +66,15 @@ class RecipeInput:
 
     name: str
     kind: str
+
+
+def recipe_inputs(inputs: Inputs) -> tuple[RecipeInput, ...]:
+    """Each input's name (its file or folder name; the path as given when two names clash) and kind."""
+    names = [Path(path).name or str(path) for path in inputs.paths]
+    if len(set(names)) < len(names):
+        names = [str(path) for path in inputs.paths]
+    return tuple(RecipeInput(name, "store" if isinstance(source, MapFolder) else "csv")
+                 for name, source in zip(names, inputs.sources))
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import numpy as np
 
 from hbens.classes import CLASSES
 from hbens.errors import HbensError
+from hbens.maps import Inputs, open_inputs
 from hbens.outputs import PathLike
 from hbens.pipeline import Execution, ImageOutput, map_images
 from hbens.postproc.crf import CRFParams
@@ -48,8 +49,7 @@ from hbens.tune.evaluate import (
     member_combos,
 )
 from hbens.tune.histograms import GRID
-from hbens.tune.inputs import Inputs, open_inputs
-from hbens.tune.recipe import ClassRecipe, ClassScores, Recipe, RecipeInput, write_recipe
+from hbens.tune.recipe import ClassRecipe, ClassScores, Recipe, RecipeInput, recipe_inputs, write_recipe
 from hbens.tune.search import (
     GuardResult,
     best_candidate,
@@ -209,10 +209,10 @@ class TuneResult:
 
 
 def _pass(task: Callable[[object], ImageOutput], items: Iterable[object], names: Sequence[str],
-          execution: Execution, desc: str, *, keep: Callable[[int, object], None]) -> list[str]:
+          execution: Execution, desc: str, *, keep: Callable[[int, object], None], holds_gil: bool) -> list[str]:
     """Run one pass, handing each image's stats to ``keep(index, stats)``; the failures (with --keep-going)."""
     failed = []
-    for index, output in map_images(task, items, execution, names=names, desc=desc):
+    for index, output in map_images(task, items, execution, names=names, desc=desc, holds_gil=holds_gil):
         if isinstance(output, str):
             failed.append(output)
         else:
@@ -238,10 +238,10 @@ class _Run:
                 yield ImageInputs(image=name, maps=maps, rles=rles, truth=truth, shape=self.inputs.shape,
                                   xray=self.xrays.get(name))
 
-    def run(self, task, make_item: Callable[[ImageInputs], object], desc: str) -> list[object]:
+    def run(self, task, make_item: Callable[[ImageInputs], object], desc: str, *, holds_gil: bool = False) -> list[object]:
         stats: list[object] = [None] * len(self.images)
         failed = _pass(task, (make_item(item) for item in self.image_inputs()), self.images, self.execution, desc,
-                       keep=stats.__setitem__)
+                       keep=stats.__setitem__, holds_gil=holds_gil)
         if failed:
             raise HbensError(f"tune needs every image in every pass; {len(failed)} failed: {failed[0]}")
         return stats
@@ -268,7 +268,7 @@ def _score_crf(run: _Run, classes: list[ClassTuning], trains: list[np.ndarray]) 
                   for name, found in keys.items()}
     stats = run.run(crf_task, lambda inputs: CRFCandidatesItem(inputs=inputs, candidates=candidates,
                                                                      params=run.crf_params),
-                    "tune: crf")
+                    "tune: crf", holds_gil=True)
     for entry in classes:
         for k, key in enumerate(keys[entry.name]):
             entry.tables.refined[key] = np.array([image[entry.name][k] for image in stats])
@@ -381,7 +381,7 @@ def tune_inputs(
             seconds[f"pass {step}"] = time.perf_counter() - begun
         for entry in classes:
             entry.guard(step, fold_sets)
-    recipe = _recipe(inputs.described, classes, everyone, crf_params)
+    recipe = _recipe(recipe_inputs(inputs), classes, everyone, crf_params)
     write_recipe(output, recipe, inputs=[*paths, ground_truth])
     seconds["total"] = time.perf_counter() - started
     return TuneResult(recipe, classes, run.images, seconds, failed)
