@@ -65,6 +65,15 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, example):
     assert "Traceback" not in result.output
 
 
+def test_a_closed_pipe_on_stdout_ends_quietly(example):
+    gt, csvs = example
+    process = subprocess.Popen([sys.executable, "-c", "from hbens.cli import main; main()", "score", str(csvs[0]),
+                                "--gt", str(gt)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # as `| head` does once it has its lines; here before the first one
+    stderr = process.stderr.read().decode()
+    assert process.wait() == 1 and stderr == ""
+
+
 def test_commands_without_models_do_not_import_torch(tmp_path, example):
     gt, csvs = example
     commands = [

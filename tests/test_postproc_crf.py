@@ -51,8 +51,8 @@ def write_scene(folder, rng, n=2):
         truth, image, probability = scene(rng)
         cv2.imwrite(str(images / f"img{i}.png"), image)
         box = crop_box(probability)
-        t, l, b, r = box
-        crops = [ClassCrop(box, quantize(probability[t:b, l:r])), ClassCrop((0, 0, 0, 0), quantize(np.zeros((0, 0))))]
+        top, left, bottom, right = box
+        crops = [ClassCrop(box, quantize(probability[top:bottom, left:right])), ClassCrop((0, 0, 0, 0), quantize(np.zeros((0, 0))))]
         write_store(stores / f"img{i}.npz", crops, SHAPE, classes=classes, image=f"img{i}.png", model="m")
     return folder / "images", stores
 

@@ -55,7 +55,8 @@ class HbensGroup(click.Group):
 
     HbensError (bad input, refused operation) is ``Error: ...`` with exit status 1; an error of the
     system (full disk, permission, not a folder) is ``hbens CMD: cannot write PATH: reason`` with
-    exit status 1; Ctrl-C is ``hbens CMD: interrupted`` with exit status 130.  Temporary files
+    exit status 1; Ctrl-C is ``hbens CMD: interrupted`` with exit status 130; a closed pipe on
+    stdout ends quietly, as click does.  Temporary files
     are removed by the atomic writers on the way out, and output folders this run created and did
     not fill by :func:`hbens.paths.output_folders`.
     """
@@ -65,6 +66,8 @@ class HbensGroup(click.Group):
             return super().invoke(ctx)
         except HbensError as error:
             raise click.ClickException(clip(str(error), limit=MESSAGE_LIMIT)) from None
+        except BrokenPipeError:
+            raise  # the reader of stdout has gone (``| head``): click ends quietly
         except OSError as error:
             outputs = ctx.meta.get(OUTPUTS, ())
             click.echo(system_error(error, command=ctx.invoked_subcommand, outputs=outputs), err=True)

@@ -29,10 +29,10 @@ def clean(submission, output, quiet, shape, workers, scheduler, keep_going, repo
                 writes=[("-o", output), ("--report", report)])
     from hbens.postproc import clean_csv
 
+    execution = execution_from_options(workers, scheduler, keep_going, quiet)
     cleanup = cleanup_from_options(**options)
     if cleanup is None:
         raise click.UsageError("nothing to do: give --min-area, --keep/--largest, --fill-holes or --config")
-    execution = execution_from_options(workers, scheduler, keep_going, quiet)
     summary = clean_csv(submission, output, cleanup, execution=execution, shape=shape)
     finish(summary, f"wrote {output}: {summary.rows} rows in {summary.seconds:.1f} s", cleanup, report, quiet,
             (submission,))

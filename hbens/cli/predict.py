@@ -81,6 +81,7 @@ def predict(checkpoints, images, output, arch, encoder, in_channels, n_classes, 
 
     from hbens.classes import CLASSES, WRIST, parse_class_list
     from hbens.predictors import ModelSource, ModelSpec, PredictOptions, describe_predict, predict_folder
+    from hbens.predictors.predict import default_predict_workers
     from hbens.predictors.checkpoints import checkpoint_files
     from hbens.predictors.model import parse_channels, resolve_device
 
@@ -102,11 +103,13 @@ def predict(checkpoints, images, output, arch, encoder, in_channels, n_classes, 
                              normalize=normalize, batch_size=batch_size,
                              precision="float16" if precision == "fp16" else "uint8")
     cleanup = cleanup_from_options(**clean)
-    execution = execution_from_options(workers, scheduler, keep_going, quiet, default_workers=1)
+    runs_on = resolve_device(device)
+    execution = execution_from_options(workers, scheduler, keep_going, quiet,
+                                       default_workers=default_predict_workers([runs_on]))
     per_class = class_thresholds(threshold, thresholds)
     spec = ModelSpec(arch, encoder, in_channels, n_classes)
     sources = [ModelSource(checkpoint=str(Path(path).resolve()), spec=spec, allow_pickle=allow_pickle,
-                           format=checkpoint_format, device=resolve_device(device), channels=channels, classes=classes)
+                           format=checkpoint_format, device=runs_on, channels=channels, classes=classes)
                for path in checkpoints]
     summary = predict_folder(sources, images, output, options, ensemble=ensemble, weights=weights,
                              csv=csv_path, thresholds=per_class, resume=resume, cleanup=cleanup, execution=execution,

@@ -148,8 +148,8 @@ def hard_vote(
     rule = VoteRule.make(range(len(run_lists)), min_votes, weights, min_weight)
     offsets = np.zeros(len(run_lists) + 1, np.int64)
     offsets[1:] = np.cumsum([starts.size for starts, _ in run_lists])
-    starts = np.concatenate([np.asarray(s, np.int64) for s, _ in run_lists]) if run_lists else np.empty(0, np.int64)
-    lengths = np.concatenate([np.asarray(l, np.int64) for _, l in run_lists]) if run_lists else np.empty(0, np.int64)
+    starts = np.concatenate([np.asarray(run_starts, np.int64) for run_starts, _ in run_lists]) if run_lists else np.empty(0, np.int64)
+    lengths = np.concatenate([np.asarray(run_lengths, np.int64) for _, run_lengths in run_lists]) if run_lists else np.empty(0, np.int64)
     return _sweep(starts, lengths, offsets, np.asarray(rule.weights), rule.threshold)
 
 

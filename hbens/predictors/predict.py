@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -349,6 +349,13 @@ def check_model_classes(sources: Sequence[ModelSource], *, with_csv: bool) -> No
                          "(--model-classes); drop --csv and fuse its stores with a whole-image model's (hbens fuse)")
 
 
+def default_predict_workers(devices: Iterable[str]) -> int | None:
+    """Workers ``predict`` uses unless told: when every model runs on the CPU, a thread per core,
+    each with its share of torch's threads (1.26x one worker that uses every core, on this
+    project's machine); with a GPU, one (threads would share its memory)."""
+    return None if all(device == "cpu" for device in devices) else 1
+
+
 def predict_folder(
     sources: Sequence[ModelSource],
     images: str | Path,
@@ -398,7 +405,8 @@ def predict_folder(
                          rows=csv is not None, resume=resume, cleanup=cleanup, region=regions.get(path.name))
              for path in paths]
     with output_folders(list(folders.values())):
-        summary = run_images(predict_image, items, execution or Execution(workers=1), names=[p.name for p in paths],
+        execution = execution or Execution(workers=default_predict_workers(s.device for s in sources))
+        summary = run_images(predict_image, items, execution, names=[p.name for p in paths],
                              csv=csv, desc="predict",
                              inputs=[images, *(s.checkpoint for s in sources), *([crop_from] if crop_from else [])])
     whole_frame = tuple(name for name, region in regions.items() if not region.found)

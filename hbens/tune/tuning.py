@@ -209,7 +209,8 @@ class TuneResult:
 
 
 def _pass(task: Callable[[object], ImageOutput], items: Iterable[object], names: Sequence[str],
-          execution: Execution, desc: str, *, keep: Callable[[int, object], None], holds_gil: bool) -> list[str]:
+          execution: Execution, desc: str, *, keep: Callable[[int, object], None],
+          holds_gil: bool = False) -> list[str]:
     """Run one pass, handing each image's stats to ``keep(index, stats)``; the failures (with --keep-going)."""
     failed = []
     for index, output in map_images(task, items, execution, names=names, desc=desc, holds_gil=holds_gil):
@@ -238,7 +239,8 @@ class _Run:
                 yield ImageInputs(image=name, maps=maps, rles=rles, truth=truth, shape=self.inputs.shape,
                                   xray=self.xrays.get(name))
 
-    def run(self, task, make_item: Callable[[ImageInputs], object], desc: str, *, holds_gil: bool = False) -> list[object]:
+    def run(self, task, make_item: Callable[[ImageInputs], object], desc: str, *,
+            holds_gil: bool = False) -> list[object]:
         stats: list[object] = [None] * len(self.images)
         failed = _pass(task, (make_item(item) for item in self.image_inputs()), self.images, self.execution, desc,
                        keep=stats.__setitem__, holds_gil=holds_gil)
