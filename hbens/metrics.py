@@ -121,7 +121,8 @@ def score_maps(
     thresholded at ``threshold`` (or per class ``thresholds``), against the ground truth.
 
     A class the maps do not have, or an image they lack with ``missing="empty"``, scores as an
-    empty mask.
+    empty mask.  The ground truth is read in the maps' frame (annotation polygons are filled at
+    the size of the maps).
     """
     from hbens.annotations import GroundTruth
     from hbens.errors import HbensError
@@ -129,8 +130,8 @@ def score_maps(
     from hbens.probabilities import crop_runs
     from hbens.runs import EMPTY_RUNS
 
-    truth = GroundTruth(ground_truth)
     maps = open_map_folder(folder, array_format)
+    truth = GroundTruth(ground_truth, tuple(maps.files[maps.images[0]].read().shape))
     absent = [image for image in truth.images if image not in maps.files]
     if absent and missing != "empty":
         raise HbensError(f"{folder}: no maps for {len(absent)} image(s) of the ground truth, e.g. "
@@ -139,6 +140,9 @@ def score_maps(
     table = empty_table(truth.images)
     for i, (image, truth_runs) in enumerate(truth):
         read = maps.files[image].read() if image in maps.files else None
+        if read is not None and tuple(read.shape) != truth.shape:
+            raise HbensError(f"{read.path}: maps of {read.shape[0]}x{read.shape[1]}, but the other maps of "
+                             f"{folder} are {truth.shape[0]}x{truth.shape[1]}; score maps of one size")
         for c, name in enumerate(CLASSES):
             crop = read.crop(name) if read is not None else None
             runs = crop_runs(crop, read.shape, limits[name]) if crop is not None else EMPTY_RUNS

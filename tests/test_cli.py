@@ -37,7 +37,7 @@ def test_image_size_sets_the_frame_of_csv_commands(tmp_path):
     result = run("check", outside, "--image-size", "256x256")
     assert ": 1 valid rows" in result.output and "ends past the last pixel 65536" in result.output
     result = run("check", sub, "--image-size", "256x0")
-    assert result.exit_code == 2 and "expected N or HxW" in result.output
+    assert result.exit_code == 2 and "must be 1 to 65536 pixels" in result.output
     fused, again = tmp_path / "fused.csv", tmp_path / "again.csv"
     again.write_bytes(sub.read_bytes())
     assert run("fuse", sub, again, "-o", fused, "--missing", "empty", "--largest", "--image-size", "256",
@@ -65,13 +65,15 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, example):
     assert "Traceback" not in result.output
 
 
-def test_a_closed_pipe_on_stdout_ends_quietly(example):
+def test_a_closed_pipe_on_stdout_ends_quietly_after_the_side_files(tmp_path, example):
     gt, csvs = example
     process = subprocess.Popen([sys.executable, "-c", "from hbens.cli import main; main()", "score", str(csvs[0]),
-                                "--gt", str(gt)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                "--gt", str(gt), "--out", str(tmp_path / "s.csv")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     process.stdout.close()  # as `| head` does once it has its lines; here before the first one
     stderr = process.stderr.read().decode()
     assert process.wait() == 1 and stderr == ""
+    assert (tmp_path / "s.csv").read_text().startswith("class,dice\n")
 
 
 def test_commands_without_models_do_not_import_torch(tmp_path, example):

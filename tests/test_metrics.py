@@ -89,19 +89,19 @@ def test_scores_file_round_trip_and_errors(tmp_path, example):
         read_scores(str(path))
 
 
-def stores_of_truth(folder, gt, value=0.8):
-    """A folder of hbens stores holding each ground-truth mask at probability ``value``."""
+def stores_of_truth(folder, gt, value=0.8, shape=(2048, 2048)):
+    """A folder of hbens stores of ``shape`` holding each ground-truth mask at probability ``value``."""
     from hbens.annotations import GroundTruth
     from hbens.probabilities import ClassCrop, quantize, write_store
     from hbens.runs import runs_bounds, runs_to_box
 
     folder.mkdir()
-    for image, runs in GroundTruth(gt):
+    for image, runs in GroundTruth(gt, shape):
         crops = []
         for name in CLASSES:
-            box = runs_bounds(runs[name]) or (0, 0, 0, 0)
-            crops.append(ClassCrop(box, quantize(runs_to_box(runs[name], box) * value)))
-        write_store(folder / image.replace(".png", ".npz"), crops, (2048, 2048), image=image)
+            box = runs_bounds(runs[name], shape) or (0, 0, 0, 0)
+            crops.append(ClassCrop(box, quantize(runs_to_box(runs[name], box, shape) * value)))
+        write_store(folder / image.replace(".png", ".npz"), crops, shape, image=image)
     return folder
 
 
@@ -124,6 +124,20 @@ def test_score_maps_thresholds_the_stores(tmp_path, example):
     with pytest.raises(HbensError, match="no maps for 1 image\\(s\\) of the ground truth"):
         score_maps(str(stores), str(gt))
     assert score_maps(str(stores), str(gt), missing="empty").mean < 1.0
+
+
+def test_score_maps_reads_annotations_in_the_frame_of_the_maps(tmp_path):
+    from hbens.metrics import score_maps
+    from hbens.synthetic import write_example
+
+    gt, _ = write_example(tmp_path / "small", n_images=2, n_models=1, shape=(256, 256))
+    stores = stores_of_truth(tmp_path / "stores", gt, shape=(256, 256))
+    assert score_maps(str(stores), str(gt)).mean == 1.0
+    last = sorted(stores.iterdir())[-1]
+    stores_of_truth(tmp_path / "big", gt)
+    (tmp_path / "big" / last.name).replace(last)
+    with pytest.raises(HbensError, match=f"{last.name}: maps of 2048x2048, but the other maps of .* are 256x256"):
+        score_maps(str(stores), str(gt))
 
 
 def test_cli_soft_fuse_of_store_folders_writes_stores_that_crf_and_score_read(tmp_path, example):

@@ -39,17 +39,20 @@ non_negative = FiniteFloat(0)
 
 
 class ImageSize(click.ParamType):
-    """An image size: ``N`` (N x N) or ``HxW``, each side at least 1 pixel."""
+    """An image size: ``N`` (N x N) or ``HxW``, each side 1 to :attr:`LARGEST` pixels."""
 
     name = "N|HxW"
+    LARGEST = 65536
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
         parts = str(value).lower().split("x")
-        if len(parts) not in (1, 2) or not all(part.strip().isdigit() and int(part) >= 1 for part in parts):
+        if len(parts) not in (1, 2) or not all(part.strip().isdigit() for part in parts):
             self.fail(f"{value!r}: expected N or HxW in pixels, such as 2048 or 1024x768", param, ctx)
         sides = [int(part) for part in parts]
+        if not all(1 <= side <= self.LARGEST for side in sides):
+            self.fail(f"{value!r}: each side must be 1 to {self.LARGEST} pixels", param, ctx)
         return (sides[0], sides[-1])
 
 
@@ -134,10 +137,15 @@ def execution_options(command):
 
 
 def execution_from_options(workers, scheduler, keep_going, quiet, default_workers: int | None = None):
+    """The :class:`~hbens.pipeline.Execution` of the options; a bad ``--scheduler`` is a usage error."""
+    from hbens.errors import HbensError
     from hbens.pipeline import Execution
 
-    return Execution(workers=workers or default_workers, scheduler=scheduler, keep_going=keep_going,
-                     progress=not quiet)
+    try:
+        return Execution(workers=workers or default_workers, scheduler=scheduler, keep_going=keep_going,
+                         progress=not quiet)
+    except HbensError as error:
+        raise click.UsageError(str(error)) from None
 
 
 def class_thresholds(threshold: float, thresholds: str | None) -> list[float]:

@@ -73,14 +73,14 @@ def score(prediction: str, ground_truth: str, threshold: float, thresholds: str 
                            array_format=array_format_from_options(key, kind, array_classes, drop_channel))
     else:
         table = score_submission(prediction, ground_truth, missing, shape=shape)
-    for name, value in zip(table.classes, table.per_class):
-        click.echo(f"{name:<12} {value:.4f}")
-    click.echo(f"{'mean':<12} {table.mean:.4f}   ({len(table.images)} images)")
     inputs = (prediction, ground_truth)
     if out_csv:
         write_scores(out_csv, table, inputs)
     if plot:
         plot_scores(plot, table, inputs)
+    for name, value in zip(table.classes, table.per_class):
+        click.echo(f"{name:<12} {value:.4f}")
+    click.echo(f"{'mean':<12} {table.mean:.4f}   ({len(table.images)} images)")
 
 
 
