@@ -266,7 +266,7 @@ class DaskExecutor:
             if future.key not in self._fetched:
                 future.exception()
                 finished = [f for f in self._running if f.status == "finished"]
-                self._fetched.update(zip((f.key for f in finished), self.client.gather(finished, direct=True)))
+                self._fetched.update(zip((f.key for f in finished), self.client.gather(finished)))
                 self._running = [f for f in self._running if f.key not in self._fetched and f.key != future.key]
             if future.key in self._fetched:
                 return self._fetched.pop(future.key)
