@@ -45,6 +45,17 @@ def test_image_size_sets_the_frame_of_csv_commands(tmp_path):
     assert "a.png,Ulna,255 2" in fused.read_text().splitlines()
 
 
+def test_score_says_when_every_dice_is_zero_that_the_size_may_be_wrong(tmp_path):
+    from hbens.synthetic import write_example
+
+    gt, csvs = write_example(tmp_path, n_images=1, n_models=1, shape=(256, 256))
+    wrong = CliRunner().invoke(cli, ["score", str(csvs[0]), "--gt", str(gt)])
+    assert wrong.exit_code == 0 and wrong.stdout.splitlines()[-1].startswith("mean         0.0000")
+    assert "pass --image-size" in wrong.stderr
+    right = CliRunner().invoke(cli, ["score", str(csvs[0]), "--gt", str(gt), "--image-size", "256"])
+    assert float(right.stdout.split()[-3]) > 0.5 and "--image-size" not in right.stderr
+
+
 def test_score_writes_table_csv_and_plot(tmp_path, example):
     gt, csvs = example
     result = run("score", csvs[0], "--gt", gt, "--out", tmp_path / "s.csv", "--plot", tmp_path / "d.png")

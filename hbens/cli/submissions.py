@@ -81,6 +81,8 @@ def score(prediction: str, ground_truth: str, threshold: float, thresholds: str 
     for name, value in zip(table.classes, table.per_class):
         click.echo(f"{name:<12} {value:.4f}")
     click.echo(f"{'mean':<12} {table.mean:.4f}   ({len(table.images)} images)")
+    if table.mean == 0 and not Path(prediction).is_dir() and shape == (2048, 2048):
+        click.echo("hbens score: every Dice is 0; if the images are not 2048x2048, pass --image-size", err=True)
 
 
 
