@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -76,6 +77,11 @@ class MapFolder:
     def images(self) -> list[str]:
         """Image names in canonical (sorted) order."""
         return sorted(self.files)
+
+    @cached_property
+    def first_maps(self) -> ImageMaps:
+        """The maps of the first image, read once: the folder's frame and classes."""
+        return self.files[self.images[0]].read()
 
 
 def is_map_folder(path: PathLike) -> bool:
@@ -172,6 +178,6 @@ def open_inputs(paths: Sequence[PathLike], *, array_format: ArrayFormat | None =
     folders = {i: open_map_folder(path, array_format) for i, path in enumerate(paths) if is_map_folder(path)}
     if folders:
         first = next(iter(folders.values()))
-        shape = tuple(first.files[first.images[0]].read().shape)
+        shape = tuple(first.first_maps.shape)
     sources = tuple(folders[i] if i in folders else scan_submission(path, shape) for i, path in enumerate(paths))
     return Inputs(tuple(str(path) for path in paths), sources, tuple(shape))

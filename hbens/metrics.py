@@ -131,7 +131,7 @@ def score_maps(
     from hbens.runs import EMPTY_RUNS
 
     maps = open_map_folder(folder, array_format)
-    truth = GroundTruth(ground_truth, tuple(maps.files[maps.images[0]].read().shape))
+    truth = GroundTruth(ground_truth, tuple(maps.first_maps.shape))
     absent = [image for image in truth.images if image not in maps.files]
     if absent and missing != "empty":
         raise HbensError(f"{folder}: no maps for {len(absent)} image(s) of the ground truth, e.g. "

@@ -480,7 +480,7 @@ def fuse_inputs(
     if missing not in ("error", "empty"):
         raise HbensError(f"missing must be 'error' or 'empty', got {missing!r}")
     inputs = open_inputs(paths, array_format=array_format, shape=shape)
-    check_store_classes([source.files[source.images[0]].read().classes if isinstance(source, MapFolder) else None
+    check_store_classes([source.first_maps.classes if isinstance(source, MapFolder) else None
                          for source in inputs.sources], rules)
     images = _aligned(inputs, missing)
     metadata = {"inputs": [str(p) for p in paths], "rules": rules_metadata(rules)}
