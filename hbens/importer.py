@@ -15,9 +15,10 @@ from pathlib import Path
 from hbens.errors import HbensError
 from hbens.outputs import PathLike
 from hbens.paths import output_folders
-from hbens.pipeline import Execution, ImageOutput, RunSummary, sum_fields
+from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field, sum_fields
 from hbens.probabilities import ProbabilityStore
 from hbens.saved_arrays import (
+    AUTO,
     ArrayFormat,
     check_saved_arrays,
     find_saved_arrays,
@@ -50,10 +51,10 @@ class ImportTotals:
 class ImportItem:
     """One file of ``hbens import``: the saved array, the store folder and how to read and store it."""
 
-    source: str
-    output: str
+    source: str = path_field()
+    output: str = path_field()
     format: ArrayFormat
-    precision: str = "uint8"
+    precision: str = AUTO
     resume: bool = False
 
 
@@ -111,7 +112,7 @@ def import_folder(
     output: PathLike,
     fmt: ArrayFormat = ArrayFormat(),
     *,
-    precision: str = "uint8",
+    precision: str = AUTO,
     resume: bool = False,
     execution: Execution | None = None,
 ) -> RunSummary:
@@ -127,7 +128,9 @@ def import_folder(
     fmt
         How to read the files (key, kind, classes, dropped channel, image size).
     precision
-        ``uint8`` (steps of 1/255) or ``float16``.
+        ``uint8`` (steps of 1/255), ``float16``, or ``auto``: the one each file's dtype calls for
+        (:func:`~hbens.saved_arrays.store_precision`: uint8 for uint8 and bool arrays, float16 for
+        any other).
     resume
         Keep the stores already in ``output`` that were made from the same file (size and
         modification time) with the same ``fmt`` and ``precision``; redo the others.

@@ -3,7 +3,9 @@
 Every command that reads probabilities (``fuse``, ``crf``, ``score``, ``tune``, ``apply``) opens
 its folders here, so both kinds are read alike.  A folder is indexed by image name once in the
 client; a worker reads one image of it (:meth:`MapFile.read`) and gets the classes, the image
-shape and the per-class crops as stored (uint8 p*255 or float16), never a full float array.
+shape and the per-class crops, never a full float array: a store's as stored (uint8 p*255 or
+float16), a saved array's in its own precision (uint8 levels as uint8, anything else float32:
+never rounded to a store's, see :data:`hbens.saved_arrays.EXACT`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Callable, Iterator, Sequence
 from hbens.classes import CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
 from hbens.outputs import PathLike
+from hbens.pipeline import path_field
 from hbens.probabilities import ClassCrop, ProbabilityStore
 from hbens.saved_arrays import (
+    EXACT,
     ArrayFormat,
     check_saved_arrays,
     find_saved_arrays,
@@ -51,18 +55,19 @@ class ImageMaps:
 class MapFile:
     """One image's file in a map folder; ``format`` is None for an hbens store."""
 
-    path: str
+    path: str = path_field()
     format: ArrayFormat | None = None
 
-    def read(self, *, precision: str = "uint8") -> ImageMaps:
-        """The image's maps (saved arrays are converted to crops quantized to ``precision``)."""
+    def read(self) -> ImageMaps:
+        """The image's maps: a store's crops as stored; a saved array's read exactly (its ``meta``
+        holds the image name, the source and the store precision its dtype calls for)."""
         if self.format is None:
             store = ProbabilityStore(self.path)
             return ImageMaps(list(store.classes), tuple(store.shape), store.stored_crops(), self.path,
                              str(store.meta.get("source", "hbens store")), store.meta)
-        saved = read_saved_image(self.path, self.format, precision=precision)
+        saved = read_saved_image(self.path, self.format, precision=EXACT)
         return ImageMaps(list(saved.classes), tuple(saved.shape), saved.crops, self.path, saved.source,
-                         {"image": saved.name, "source": saved.source})
+                         {"image": saved.name, "source": saved.source, "precision": saved.store_precision})
 
 
 @dataclass(frozen=True)

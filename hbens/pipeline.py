@@ -21,15 +21,24 @@ Executors are chosen by name from :data:`EXECUTORS`:
 ``tcp://HOST:PORT``
     an existing Dask cluster (``dask scheduler`` / ``dask worker``); workers read their inputs
     from paths that every worker sees and send back rows and stats only.
+
+A task sent to a Dask cluster carries absolute paths: the fields that name files or folders
+(:func:`path_field`) are resolved in this process's working directory before it leaves
+(:func:`absolute_paths`), since a worker may run in another one.  A cluster left with no worker
+for :data:`WORKERLESS_LIMIT` seconds ends the run with :class:`ClusterLost`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
 from collections import deque
+from concurrent.futures import CancelledError
 from contextlib import ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 from hbens.errors import HbensError
@@ -37,6 +46,54 @@ from hbens.outputs import WRITE_ERRNOS, PathLike
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a Dask scheduler before giving up."""
+WORKERLESS_LIMIT = 10.0
+"""Seconds a Dask cluster may have no worker (one restarting, none started yet) before the run ends."""
+POLL_SECONDS = 1.0
+"""How often a wait for a Dask task checks that the cluster still has workers."""
+CLOSE_TIMEOUT = 5.0
+"""Seconds to wait for the Dask scheduler when closing the connection (it may be gone)."""
+ADDRESS = re.compile(r"tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:(?P<port>[0-9]{1,5}))?")
+"""A Dask scheduler address: ``tcp://HOST`` or ``tcp://HOST:PORT`` (HOST a name, IPv4 or [IPv6])."""
+PATH_FIELD = "hbens.path"
+"""Metadata key of the dataclass fields that name files or folders (see :func:`path_field`)."""
+
+
+def path_field(default: Any = MISSING) -> Any:
+    """A dataclass field that names files or folders: a str, None, or a list, tuple or dict of them.
+
+    A task sent to a Dask cluster carries such fields as absolute paths (:func:`absolute_paths`);
+    other executors run in this process's working directory and get them as given, so that
+    messages name the paths as the user wrote them.
+    """
+    return field(default=default, metadata={PATH_FIELD: True})
+
+
+def absolute_paths(value: Any, *, is_path: bool = False) -> Any:
+    """``value`` with every relative path in a :func:`path_field` of its dataclasses made absolute.
+
+    Dataclasses, lists, tuples and dicts (values) are searched; every other value, and anything
+    that holds no relative path, is returned as it is (the same object).  ``is_path`` says that
+    ``value`` itself is (or holds) paths.
+    """
+    if is_path and isinstance(value, (str, Path)):
+        return value if os.path.isabs(value) else type(value)(Path(value).absolute())
+    if is_dataclass(value) and not isinstance(value, type):
+        changed = {}
+        for f in fields(value):
+            old = getattr(value, f.name)
+            new = absolute_paths(old, is_path=f.metadata.get(PATH_FIELD, False))
+            if new is not old:
+                changed[f.name] = new
+        return replace(value, **changed) if changed else value
+    if isinstance(value, (list, tuple)):
+        items = [absolute_paths(item, is_path=is_path) for item in value]
+        if all(new is old for new, old in zip(items, value)):
+            return value
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    if isinstance(value, dict):
+        entries = {key: absolute_paths(item, is_path=is_path) for key, item in value.items()}
+        return value if all(entries[key] is item for key, item in value.items()) else type(value)(entries)
+    return value
 
 
 class Summable(Protocol):
@@ -189,6 +246,11 @@ class TaskLost(Exception):
     """A task whose worker died or whose cluster went away (reported per image)."""
 
 
+class ClusterLost(HbensError):
+    """The Dask cluster can run no task (no worker left, scheduler gone): the whole run ends, even
+    with ``--keep-going``."""
+
+
 def _import_distributed():
     try:
         import distributed
@@ -217,8 +279,31 @@ def local_cluster(workers: int):
                                         dashboard_address="127.0.0.1:0", silence_logs=50)
 
 
+DASK_LOGGERS = ("distributed", "distributed.client")
+"""Loggers of the Dask client, quiet while it runs tasks: a lost cluster is one line of hbens's."""
+
+
+@contextmanager
+def quiet_loggers(names: Sequence[str]) -> Iterator[None]:
+    """Only critical records of the loggers ``names`` in the block; their levels are restored after."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 class DaskExecutor:
-    """Tasks on a Dask cluster: a new ``LocalCluster`` (``local``) or an existing one (``tcp://...``)."""
+    """Tasks on a Dask cluster: a new ``LocalCluster`` (``local``) or an existing one (``tcp://...``).
+
+    Tasks leave with absolute paths (:func:`absolute_paths`).  A wait for a task ends with
+    :class:`ClusterLost` once the cluster has had no worker for :data:`WORKERLESS_LIMIT` seconds
+    (Dask itself would wait for one forever).
+    """
 
     in_flight_per_worker = 16
     """More tasks ahead than for local pools: each one's round trip to the scheduler is overlapped."""
@@ -226,24 +311,36 @@ class DaskExecutor:
     def __init__(self, execution: Execution):
         distributed = _import_distributed()
         self._stack = ExitStack()
+        self._stack.enter_context(quiet_loggers(DASK_LOGGERS))
         address = execution.scheduler
         try:
             if address == "local":
                 self.workers = execution.n_workers
                 cluster = self._stack.enter_context(local_cluster(self.workers))
                 address = cluster.scheduler_address
-            self.client = self._stack.enter_context(
-                distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False))
+            self.client = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            self.address = address
         except (OSError, TimeoutError) as error:
             self._stack.close()
             raise HbensError(f"--scheduler {execution.scheduler}: cannot connect within {CONNECT_TIMEOUT:.0f} s "
                              f"({str(error).splitlines()[0][:120]}); start it with `dask scheduler` or use "
                              "--scheduler local") from None
+        self._stack.callback(self.client.close, timeout=CLOSE_TIMEOUT)
         if execution.scheduler != "local":
-            self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+            self.workers = self._first_workers()
         self._threads = self._threads_of_workers()
         self._running: list = []
         self._fetched: dict[str, Any] = {}
+
+    def _first_workers(self) -> int:
+        """The number of workers of an existing cluster, after waiting a while for a first one."""
+        try:
+            self.client.wait_for_workers(1, timeout=WORKERLESS_LIMIT)
+        except TimeoutError:
+            self.close()
+            raise ClusterLost(f"--scheduler {self.address}: no Dask worker joined within {WORKERLESS_LIMIT:.0f} s; "
+                              f"start some (dask worker {self.address}) and run again") from None
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
 
     def _threads_of_workers(self) -> int:
         """Threads per worker so that the workers of one host do not oversubscribe its cores."""
@@ -254,27 +351,65 @@ class DaskExecutor:
         return threads_per_worker(max(per_host.values(), default=1))
 
     def submit(self, task: Callable, item: Any):
-        future = self.client.submit(_run_limited, (task, item, self._threads), pure=False, retries=1)
+        future = self.client.submit(_run_limited, (task, absolute_paths(item), self._threads), pure=False, retries=1)
         self._running.append(future)
         return future
 
+    def _has_workers(self) -> bool:
+        """Whether the cluster has a worker now; ClusterLost when its scheduler does not answer."""
+        try:
+            return bool(self.client.nthreads())
+        except (OSError, CancelledError):
+            raise self._scheduler_lost() from None
+
+    def _scheduler_lost(self) -> ClusterLost:
+        return ClusterLost(f"the Dask scheduler {self.address} went away; start it and its workers again and "
+                           "run again")
+
+    def _wait(self, future) -> None:
+        """Wait until ``future`` is done; ClusterLost after :data:`WORKERLESS_LIMIT` seconds without a
+        worker, or when the scheduler is gone."""
+        alone_since = None
+        while True:
+            try:
+                future.exception(timeout=POLL_SECONDS)
+                return
+            except TimeoutError:
+                pass
+            except (OSError, CancelledError):
+                raise self._scheduler_lost() from None
+            if self._has_workers():
+                alone_since = None
+            elif alone_since is None:
+                alone_since = time.monotonic()
+            elif time.monotonic() - alone_since >= WORKERLESS_LIMIT:
+                raise ClusterLost(f"no Dask worker left on {self.address} for {WORKERLESS_LIMIT:.0f} s; restart "
+                                  "the workers and run again")
+
     def result(self, future) -> Any:
-        """``future``'s output; it and every other finished task's are fetched in one round trip."""
+        """``future``'s output; it and every other finished task's are fetched in one round trip.
+
+        The task's own exception is raised as it is; a task whose workers died (each retry too) is
+        :class:`TaskLost`, a cluster that can run nothing more :class:`ClusterLost`.
+        """
         from distributed import KilledWorker
 
-        try:
-            if future.key not in self._fetched:
-                future.exception()
-                finished = [f for f in self._running if f.status == "finished"]
+        if future.key not in self._fetched:
+            self._wait(future)
+            finished = [f for f in self._running if f.status == "finished"]
+            try:
                 self._fetched.update(zip((f.key for f in finished), self.client.gather(finished)))
-                self._running = [f for f in self._running if f.key not in self._fetched and f.key != future.key]
-            if future.key in self._fetched:
-                return self._fetched.pop(future.key)
+            except (OSError, CancelledError):
+                raise self._scheduler_lost() from None
+            self._running = [f for f in self._running if f.key not in self._fetched and f.key != future.key]
+        if future.key in self._fetched:
+            return self._fetched.pop(future.key)
+        try:
             return future.result()
         except KilledWorker:
             raise TaskLost("its Dask worker died (each retry too)") from None
-        except (OSError, TimeoutError) as error:
-            raise TaskLost(f"the Dask cluster went away ({error})") from None
+        except CancelledError:
+            raise self._scheduler_lost() from None
 
     def close(self) -> None:
         self._stack.close()
@@ -290,10 +425,16 @@ EXECUTORS: dict[str, type] = {
 
 
 def executor_name(scheduler: str) -> str:
-    """The :data:`EXECUTORS` key of a ``--scheduler`` value; HbensError listing the valid ones."""
+    """The :data:`EXECUTORS` key of a ``--scheduler`` value; HbensError listing the valid ones, or
+    saying what is wrong with a ``tcp://`` address (:data:`ADDRESS`, a port from 1 to 65535)."""
     name = "tcp" if scheduler.startswith("tcp://") else scheduler
     if name not in EXECUTORS or name == "tcp" and not scheduler[len("tcp://"):]:
         raise HbensError(f"--scheduler {scheduler}: expected auto, threads, processes, local or tcp://HOST:PORT")
+    if name == "tcp":
+        address = ADDRESS.fullmatch(scheduler)
+        if address is None or address["port"] is not None and not 1 <= int(address["port"]) <= 65535:
+            raise HbensError(f"--scheduler {scheduler}: not a Dask scheduler address; expected tcp://HOST:PORT "
+                             "with a host name or IP address and a port from 1 to 65535, e.g. tcp://10.0.0.5:8786")
     return name
 
 
@@ -365,6 +506,8 @@ def _collect(executor, index: int, future, names: Sequence[str], keep_going: boo
 
 @dataclass
 class RunSummary:
+    except ClusterLost:
+        raise
     """What a pipeline run did: images done, failed (with why), summed stats, seconds."""
 
     images: int = 0

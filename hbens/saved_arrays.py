@@ -8,6 +8,12 @@ file cannot tell.  Every class is cut to the crop where its probability exceeds
 :data:`~hbens.probabilities.FLOOR` before anything is converted, so a full (29, 2048, 2048)
 float map is never built: a full-size map is converted over its crop only, a low-resolution
 map is resized bilinearly on logits over the crop only (:mod:`hbens.predictors.upsample`).
+
+Read directly (precision :data:`EXACT`, what ``fuse``, ``score``, ``crf``, ``tune`` and ``apply``
+do), a file keeps its own precision: uint8 levels stay uint8 (``v / 255`` is what a uint8 store
+holds), every other array is read as float32 probabilities, never rounded to 1/255, and only
+probabilities at or below :data:`EXACT_FLOOR` are left out of the crops.  ``hbens import`` stores
+an array in the precision its dtype calls for (:func:`store_precision`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,11 @@ PROBABILITY_CLIP = 1e-6
 """Probabilities are clipped to [clip, 1 - clip] before taking their logit for resizing."""
 PROBABILITY_SLACK = 1e-3
 """Probabilities may overshoot [0, 1] by this much (float16 rounding) and still count as probabilities."""
+EXACT = "exact"
+"""The precision of a saved array read directly: its own (uint8 levels as uint8, anything else float32)."""
+EXACT_FLOOR = 1e-5
+"""Read directly, probabilities at or below this count as 0 (outside the crops): a weighted mean of
+maps moves by at most this much, and a uint16 map of p x 10000 (or a uint8 one) loses nothing."""
 MESSAGE_LIMIT = 300
 
 
@@ -61,9 +72,9 @@ class Logits:
     def check(self, path: PathLike, low: float, high: float) -> None:
         """Any finite value is a logit."""
 
-    def floor(self) -> float:
-        """The value at which p equals FLOOR."""
-        return math.log(FLOOR / (1 - FLOOR))
+    def floor(self, p: float = FLOOR) -> float:
+        """The value at which the probability equals ``p``."""
+        return math.log(p / (1 - p))
 
     def probabilities(self, values: np.ndarray) -> np.ndarray:
         return _sigmoid(values.astype(np.float32))
@@ -89,8 +100,9 @@ class Scaled:
             raise _fail(path, f"values in [{low:g}, {high:g}] are not {self.name} (0 to {self.scale:g}); "
                               "set --kind logits, probs or scaled:N")
 
-    def floor(self) -> float:
-        return FLOOR * self.scale
+    def floor(self, p: float = FLOOR) -> float:
+        """The value at which the probability equals ``p``."""
+        return p * self.scale
 
     def probabilities(self, values: np.ndarray) -> np.ndarray:
         return np.clip(values.astype(np.float32) / np.float32(self.scale), 0, 1)
@@ -382,10 +394,17 @@ def resolve_kind(path: PathLike, kind: str, dtype: np.dtype, low: float, high: f
 # ---------------------------------------------------------------------------- crops
 
 
-def raw_floor(kind: Kind, dtype: np.dtype) -> int | np.floating:
-    """The file's value just below FLOOR, in its own dtype: a box of the raw values above it holds every
-    pixel with p > FLOOR (whatever the rounding of the conversion), and comparing converts nothing."""
-    floor = kind.floor()
+def crop_floor(precision: str) -> float:
+    """The probability at or below which a class's pixels are left out of its crop: the stores'
+    :data:`~hbens.probabilities.FLOOR`, or :data:`EXACT_FLOOR` for float32 crops read directly."""
+    return FLOOR if precision in PRECISIONS else EXACT_FLOOR
+
+
+def raw_floor(kind: Kind, dtype: np.dtype, precision: str = "uint8") -> int | np.floating:
+    """The file's value just below the floor of ``precision`` (:func:`crop_floor`), in its own dtype: a
+    box of the raw values above it holds every pixel with p above the floor (whatever the rounding of
+    the conversion), and comparing converts nothing."""
+    floor = kind.floor(crop_floor(precision))
     if dtype.kind in "biu":
         return math.ceil(floor) - 1
     below = floor - 1e-4 * max(1.0, abs(floor))
@@ -393,15 +412,29 @@ def raw_floor(kind: Kind, dtype: np.dtype) -> int | np.floating:
     return value if value <= below else np.nextafter(value, dtype.type(-np.inf))
 
 
+def class_crop(probability: np.ndarray, origin: tuple[int, int], precision: str) -> ClassCrop:
+    """The crop of a float32 map whose top-left pixel sits at ``origin``: a store's (quantized to
+    ``precision``, see :func:`~hbens.probabilities.tight_crop`), or for ``float32`` the padded box of
+    p > :data:`EXACT_FLOOR` with its values as they are."""
+    if precision in PRECISIONS:
+        return tight_crop(probability, origin, precision, PADDING)
+    top, left, bottom, right = crop_box(probability, PADDING, EXACT_FLOOR)
+    if bottom == top:
+        return ClassCrop((0, 0, 0, 0), np.zeros((0, 0), np.float32))
+    values = probability[top:bottom, left:right].astype(np.float32)
+    return ClassCrop((origin[0] + top, origin[1] + left, origin[0] + bottom, origin[1] + right), values)
+
+
 def full_size_crops(view: np.ndarray, indices: list[int], kind: Kind, precision: str) -> list[ClassCrop]:
-    """Each class cut to its padded box of p > FLOOR on the raw values, then converted over that box only."""
-    threshold = raw_floor(kind, view.dtype)
+    """Each class cut to its padded box of p above the floor (:func:`crop_floor`) on the raw values, then
+    converted over that box only."""
+    threshold = raw_floor(kind, view.dtype, precision)
     crops = []
     for index in indices:
         channel = view[index]
         top, left, bottom, right = crop_box(channel, PADDING, threshold)
         probability = kind.probabilities(channel[top:bottom, left:right])
-        crops.append(tight_crop(probability, (top, left), precision, PADDING))
+        crops.append(class_crop(probability, (top, left), precision))
     return crops
 
 
@@ -410,17 +443,17 @@ def resized_crops(
 ) -> list[ClassCrop]:
     """Each class's logits resized bilinearly (half-pixel centres) to ``size`` over its crop only, then
     turned into probabilities; a class with no value above the floor gets the empty crop."""
-    threshold = raw_floor(kind, view.dtype)
+    threshold = raw_floor(kind, view.dtype, precision)
     crops = []
     for index in indices:
         channel = view[index]
         above = channel > threshold
         box = source_box(above.any(axis=1), above.any(axis=0), size)
         if box is None:
-            crops.append(tight_crop(np.zeros((0, 0), np.float32), (0, 0), precision))
+            crops.append(class_crop(np.zeros((0, 0), np.float32), (0, 0), precision))
             continue
         probability = _sigmoid(upsample_crop(kind.logits(channel), size, box))
-        crops.append(tight_crop(probability, box[:2], precision, PADDING))
+        crops.append(class_crop(probability, box[:2], precision))
     return crops
 
 
@@ -436,13 +469,15 @@ def image_size(shape: tuple[int, int], size: tuple[int, int] | None) -> tuple[in
 
 @dataclass
 class SavedImage:
-    """One image's saved array as hbens crops (full-image coordinates), with where it came from."""
+    """One image's saved array as hbens crops (full-image coordinates), with where it came from and
+    the store precision its dtype calls for (:func:`store_precision`)."""
 
     name: str
     shape: tuple[int, int]
     classes: tuple[str, ...]
     crops: list[ClassCrop]
     source: str
+    store_precision: str = "uint8"
 
 
 def image_name(path: PathLike) -> str:
@@ -451,9 +486,27 @@ def image_name(path: PathLike) -> str:
     return stem if stem.lower().endswith(".png") else f"{stem}.png"
 
 
+AUTO = "auto"
+"""The precision of ``hbens import`` by default: the one the source's dtype calls for (:func:`store_precision`)."""
+
+
+def store_precision(dtype: np.dtype) -> str:
+    """The store precision that keeps a saved array of ``dtype`` best: ``uint8`` for uint8 and bool
+    arrays (probabilities times 255, or masks), ``float16`` for any other (uint16 p x 10000, floats)."""
+    return "uint8" if np.dtype(dtype) in (np.dtype(np.uint8), np.dtype(bool)) else "float16"
+
+
+def exact_precision(dtype: np.dtype, kind: Kind, resized: bool) -> str:
+    """The crops' precision when a saved array is read directly (:data:`EXACT`): ``uint8`` when that
+    holds its values exactly (uint8 levels or masks at their own size), else ``float32``."""
+    levels = isinstance(kind, Scaled) and kind.scale in (1, 255)
+    return "uint8" if store_precision(dtype) == "uint8" and levels and not resized else "float32"
+
+
 def _check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise HbensError(f"--precision {precision}: valid precisions are {', '.join(PRECISIONS)}")
+    allowed = (*PRECISIONS, AUTO, EXACT)
+    if precision not in allowed:
+        raise HbensError(f"--precision {precision}: valid precisions are {', '.join(allowed)}")
 
 
 def read_saved_image(
@@ -470,7 +523,9 @@ def read_saved_image(
     fmt
         What the file cannot tell: its key, kind, classes, a channel to drop, the image size.
     precision
-        The store's precision: ``uint8`` (steps of 1/255) or ``float16``.
+        The store's precision, ``uint8`` (steps of 1/255) or ``float16``, or :data:`AUTO` for the one
+        the file's dtype calls for (:func:`store_precision`); or :data:`EXACT` (reading directly):
+        the file's own (:func:`exact_precision`), uint8 or float32 crops never rounded.
 
     Returns
     -------
@@ -491,6 +546,10 @@ def read_saved_image(
     kind = resolve_kind(path, fmt.kind, view.dtype, low, high)
     own = view.shape[1:]
     size = image_size(own, fmt.size)
+    if precision == EXACT:
+        precision = exact_precision(view.dtype, kind, size != own)
+    elif precision == AUTO:
+        precision = store_precision(view.dtype)
     if size == own:
         crops = full_size_crops(view, indices, kind, precision)
     else:
@@ -501,7 +560,7 @@ def read_saved_image(
         + ([f"drop:{fmt.drop_channel}"] if fmt.drop_channel is not None else [])
         + ([f"resized:{own[0]}x{own[1]}->{size[0]}x{size[1]}"] if size != own else [])
     )
-    return SavedImage(image_name(path), size, tuple(fmt.classes), crops, source)
+    return SavedImage(image_name(path), size, tuple(fmt.classes), crops, source, store_precision(array.dtype))
 
 
 def probe_saved_array(path: PathLike, fmt: ArrayFormat = ArrayFormat()) -> tuple[int, int] | None:
@@ -573,9 +632,10 @@ def store_path(path: PathLike, output_folder: PathLike) -> Path:
 
 
 def import_image(
-    path: PathLike, output_folder: PathLike, fmt: ArrayFormat = ArrayFormat(), *, precision: str = "uint8"
+    path: PathLike, output_folder: PathLike, fmt: ArrayFormat = ArrayFormat(), *, precision: str = AUTO
 ) -> ImportStats:
-    """Read one saved array and write it as an hbens probability store ``output_folder/<stem>.npz``.
+    """Read one saved array and write it as an hbens probability store ``output_folder/<stem>.npz``,
+    in ``precision`` (``uint8``, ``float16``, or :data:`AUTO`: the one the file's dtype calls for).
 
     The store's metadata records ``image``, ``source`` (see :func:`read_saved_image`) and ``made``
     (see :func:`source_record`).
@@ -591,12 +651,15 @@ def import_image(
         As :func:`read_saved_image`, or when the store would replace the input; nothing is written.
     """
     started = time.perf_counter()
+    if precision not in (*PRECISIONS, AUTO):
+        raise HbensError(f"--precision {precision}: valid store precisions are {', '.join((*PRECISIONS, AUTO))}")
     path = Path(path)
     out = store_path(path, output_folder)
     refuse_input(out, [path])
     made = source_record(path, fmt, precision)
     image = read_saved_image(path, fmt, precision=precision)
-    write_store(out, image.crops, image.shape, precision, image.classes, image=image.name,
+    stored = image.store_precision if precision == AUTO else precision
+    write_store(out, image.crops, image.shape, stored, image.classes, image=image.name,
                 source=image.source, made=made)
     return ImportStats(image.name, out, image.source, path.stat().st_size, out.stat().st_size,
                        time.perf_counter() - started)

@@ -434,7 +434,8 @@ def test_vote_class_property(drawn, min_votes):
 
 
 def write_folders(tmp_path, rng, n_images=3):
-    """Two store folders and a CSV over the same images, and the first folder as saved uint16 arrays."""
+    """Two store folders and a CSV over the same images, and the first folder as saved float32 arrays of
+    the values its stores hold (read directly, they fuse as the stores do)."""
     from hbens.submission import write_submission
 
     folders = [tmp_path / "a", tmp_path / "b"]
@@ -449,8 +450,9 @@ def write_folders(tmp_path, rng, n_images=3):
             crops = [tight_crop(p, (0, 0)) for p in maps.values()]
             write_store(folder / f"image{i}.npz", crops, SHAPE, image=image)
             if k == 0:
-                stored = np.stack([np.rint(np.clip(p, 0, 1) * 255) / 255 for p in maps.values()])
-                np.savez_compressed(arrays / f"image{i}.npz", output=np.rint(stored * 10000).astype(np.uint16))
+                stored = np.stack([np.rint(np.clip(p, 0, 1) * 255).astype(np.float32) / np.float32(255)
+                                   for p in maps.values()])
+                np.savez_compressed(arrays / f"image{i}.npz", output=stored)
         rows.update({(image, name): rle for name, rle in make_csv(rng).items()})
     write_submission(tmp_path / "c.csv", rows)
     return [str(f) for f in folders], str(arrays), str(tmp_path / "c.csv")
@@ -495,3 +497,78 @@ def test_fuse_inputs_refuses_misaligned_folders(tmp_path, rng):
     assert not (tmp_path / "o.csv").exists()
     summary = fuse_inputs([*folders, csv], tmp_path / "o.csv", soft_rules(3), missing="empty")
     assert summary.rows == 2 * len(CLASSES)
+
+
+# ---------------------------------------------------------------------------- saved arrays read exactly
+
+SAVED = {
+    "uint16": (lambda p: np.rint(p * 10000).astype(np.uint16), lambda v: v.astype(np.float64) / 10000),
+    "float32": (lambda p: p.astype(np.float32), lambda v: v.astype(np.float64)),
+    "float16": (lambda p: p.astype(np.float16), lambda v: v.astype(np.float64)),
+}
+"""How another pipeline saves probabilities, and the float64 probabilities its values stand for."""
+NEAR = 1e-4
+"""Pixels whose oracle weighted mean lies this close to the threshold may go either way."""
+
+
+def smooth_probabilities(rng, n, shape):
+    """(n, H, W) float64 probabilities: logits on a coarse 6x6 grid resized bilinearly, so that each
+    map has wide soft slopes through every value (and the fused mean crosses any threshold)."""
+    from tests.test_saved_arrays import resize_reference
+
+    coarse = rng.normal(-1, 4, (n, 6, 6))
+    return 1 / (1 + np.exp(-np.stack([resize_reference(c, shape) for c in coarse])))
+
+
+def fused_against_oracle(folder, rng, kind, weights, threshold, shape, classes=CLASSES[:4], images=3):
+    """Fuse three folders of ``kind`` arrays with ``weights`` and ``threshold``; per image and class, the
+    pixels that differ from the float64 vote ``sum(w_i p_i) > threshold * sum(w)`` of the source values
+    although the oracle's mean is more than NEAR from the threshold, and the oracle's foreground count."""
+    from hbens.ensemble.soft import fuse_inputs
+    from hbens.saved_arrays import ArrayFormat
+    from hbens.submission import read_submission
+
+    save, meaning = SAVED[kind]
+    values = {}
+    for k in range(3):
+        (folder / f"m{k}").mkdir()
+        for i in range(images):
+            saved = save(smooth_probabilities(rng, len(classes), shape))
+            np.save(folder / f"m{k}" / f"img{i}.npy", saved)
+            values[k, i] = meaning(saved)
+    rules = {name: rule for name, rule in soft_rules(3, weights=weights, threshold=threshold).items()
+             if name in classes}
+    fuse_inputs([folder / f"m{k}" for k in range(3)], folder / "out.csv", rules,
+                array_format=ArrayFormat(classes=classes, size=shape))
+    rows = read_submission(folder / "out.csv")
+    w = np.asarray(weights, np.float64)
+    wrong = foreground = 0
+    for i in range(images):
+        for c, name in enumerate(classes):
+            total = sum(w[k] * values[k, i][c] for k in range(3))
+            expected = total > threshold * w.sum()
+            ours = decode_reference(rows[(f"img{i}.png", name)], shape).astype(bool)
+            wrong += int(((ours != expected) & (np.abs(total / w.sum() - threshold) > NEAR)).sum())
+            foreground += int(expected.sum())
+    return wrong, foreground
+
+
+@pytest.mark.parametrize("kind", ["uint16", "float32"])
+def test_saved_arrays_fuse_as_a_float64_vote_of_their_values(tmp_path, rng, kind):
+    """Issue 19: ``uint16(p*10000)`` (or float32) folders read directly are never rounded to 1/255."""
+    wrong, foreground = fused_against_oracle(tmp_path, rng, kind, (1.5, 1, 1), 0.3, (64, 64))
+    assert wrong == 0 and foreground > 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(sorted(SAVED)),
+       weights=st.tuples(*[st.floats(0.1, 10)] * 3), threshold=st.floats(0.01, 0.99),
+       shape=st.tuples(st.integers(8, 40), st.integers(8, 40)))
+def test_saved_arrays_fuse_as_the_oracle_at_any_weights(seed, kind, weights, threshold, shape):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        wrong, _ = fused_against_oracle(Path(folder), np.random.default_rng(seed), kind, weights, threshold, shape,
+                                        classes=CLASSES[:2], images=1)
+    assert wrong == 0

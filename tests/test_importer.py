@@ -16,7 +16,7 @@ from hbens.cli import cli
 from hbens.errors import HbensError
 from hbens.importer import import_folder
 from hbens.maps import open_map_folder
-from hbens.probabilities import ProbabilityStore
+from hbens.probabilities import FLOOR, ProbabilityStore, dequantize
 from hbens.saved_arrays import ArrayFormat
 from tests.test_saved_arrays import bone_probabilities, logit
 
@@ -61,21 +61,48 @@ def store_arrays(path: Path) -> dict[str, np.ndarray]:
         return {name: archive[name] for name in archive.files}
 
 
+def full_maps(maps) -> np.ndarray:
+    """The (C, H, W) float64 probabilities of an image's crops, 0 outside them."""
+    out = np.zeros((len(maps.crops), *maps.shape))
+    for index, crop in enumerate(maps.crops):
+        top, left, bottom, right = crop.box
+        out[index, top:bottom, left:right] = dequantize(crop.values)
+    return out
+
+
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
-def test_import_equals_reading_the_arrays_directly(tmp_path, rng, layout):
+def test_import_stores_what_reading_the_arrays_directly_gives(tmp_path, rng, layout):
+    """By default a uint8 source is stored as uint8 (exactly what reading it directly gives), any other
+    as float16: reading directly keeps float32, the store rounds it to float16 and drops p <= 1/255."""
     fmt = write_arrays(tmp_path / "src", rng, layout)
     summary = import_folder(tmp_path / "src", tmp_path / "stores", fmt)
     assert summary.images == 2 and summary.stats.imported == 2 and not summary.failed
     direct = open_map_folder(tmp_path / "src", fmt)
     stored = open_map_folder(tmp_path / "stores")
     assert stored.kind == "hbens stores" and stored.images == direct.images == ["image0.png", "image1.png"]
+    precision = "uint8" if layout.endswith("uint8") else "float16"
     for name in direct.images:
         expected, got = direct.files[name].read(), stored.files[name].read()
         assert got.classes == expected.classes and got.shape == expected.shape == SIZE
-        for mine, theirs in zip(got.crops, expected.crops):
-            assert mine.box == theirs.box and np.array_equal(mine.values, theirs.values)
         meta = ProbabilityStore(stored.files[name].path).meta
         assert meta["image"] == name and meta["source"] == expected.source
+        assert meta["precision"] == expected.meta["precision"] == precision
+        if precision == "uint8":
+            for mine, theirs in zip(got.crops, expected.crops):
+                assert mine.box == theirs.box and np.array_equal(mine.values, theirs.values)
+            continue
+        assert {crop.values.dtype for crop in expected.crops} == {np.dtype(np.float32)}
+        exact, kept = full_maps(expected), full_maps(got)
+        assert np.abs(kept - exact).max() <= FLOOR
+        assert np.abs(kept - exact)[exact > FLOOR].max(initial=0) <= 2**-11
+
+
+def test_import_precision_overrides_the_source_s(tmp_path, rng):
+    write_arrays(tmp_path / "src", rng, "npz-uint16", n=1)
+    result = CliRunner().invoke(cli, ["import", str(tmp_path / "src"), "-o", str(tmp_path / "out"),
+                                      "--precision", "uint8", "--workers", "1", *AT_SIZE])
+    assert result.exit_code == 0, result.output
+    assert ProbabilityStore(tmp_path / "out" / "image0.npz").meta["precision"] == "uint8"
 
 
 def test_import_fp16_and_the_summary(tmp_path, rng):

@@ -7,7 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,18 @@ from click.testing import CliRunner
 from hbens import rle
 from hbens.cli import cli
 from hbens.errors import HbensError
-from hbens.pipeline import EXECUTORS, Execution, ImageOutput, executor_name, map_images, run_images
+from hbens import pipeline
+from hbens.pipeline import (
+    EXECUTORS,
+    ClusterLost,
+    Execution,
+    ImageOutput,
+    absolute_paths,
+    executor_name,
+    map_images,
+    path_field,
+    run_images,
+)
 from hbens.postproc import CleanConfig, active_cleanup, clean_configs, clean_csv
 from hbens.submission import write_submission
 
@@ -70,6 +83,46 @@ def test_scheduler_names():
             Execution(scheduler=bad)
     with pytest.raises(HbensError, match="--workers 0"):
         Execution(workers=0)
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:abc", "tcp://:1", "tcp://host:99999", "tcp://host:0",
+                                     "tcp://host:8786/path", "tcp://a b:1", "tcp://[::1:1"])
+def test_malformed_scheduler_addresses_are_refused_before_connecting(address):
+    started = time.monotonic()
+    with pytest.raises(HbensError, match="not a Dask scheduler address; expected tcp://HOST:PORT"):
+        Execution(scheduler=address)
+    assert time.monotonic() - started < 1
+
+
+def test_scheduler_addresses_of_names_and_ip_addresses_are_accepted():
+    for address in ("tcp://10.0.0.5:8786", "tcp://node-7.cluster.local:1", "tcp://[::1]:65535", "tcp://scheduler"):
+        assert executor_name(address) == "tcp"
+
+
+@dataclass(frozen=True)
+class File:
+    path: str = path_field()
+    note: str = "kept.csv"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task:
+    image: str
+    files: list[File | None]
+    store: str | None = path_field(None)
+    folders: dict[str, str] = path_field(dict)
+
+
+def test_absolute_paths_resolves_path_fields_only(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    task = Task(image="a.png", files=[File("m/a.npz"), None, File(str(tmp_path / "x.npz"))], store="out/a.npz",
+                folders={"unet": "p/unet"})
+    sent = absolute_paths(task)
+    assert sent == Task(image="a.png", files=[File(str(tmp_path / "m/a.npz")), None, File(str(tmp_path / "x.npz"))],
+                        store=str(tmp_path / "out/a.npz"), folders={"unet": str(tmp_path / "p/unet")})
+    assert sent.files[0].note == "kept.csv" and sent.files[2] is task.files[2]
+    resolved = Task(image="a.png", files=[None], store=str(tmp_path / "a.npz"))
+    assert absolute_paths(resolved) is resolved and absolute_paths([1, "x"]) == [1, "x"]
 
 
 def process_id(item: int) -> ImageOutput:
@@ -155,7 +208,7 @@ def many_images_csv(path: Path, n_images: int, rng) -> Path:
 class DaskCluster:
     """A real ``dask scheduler`` and ``dask worker`` processes on 127.0.0.1, stopped by process id."""
 
-    def __init__(self, n_workers: int):
+    def __init__(self, n_workers: int, cwd: Path | None = None):
         dask = str(Path(sys.executable).with_name("dask"))
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
@@ -164,7 +217,7 @@ class DaskCluster:
         self.scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
                                            "--no-dashboard"], **quiet)
         self.workers = [subprocess.Popen([dask, "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
-                                          "--no-dashboard", "--no-nanny"], **quiet) for _ in range(n_workers)]
+                                          "--no-dashboard", "--no-nanny"], cwd=cwd, **quiet) for _ in range(n_workers)]
         self._wait_for(n_workers)
 
     def _wait_for(self, n_workers: int) -> None:
@@ -174,7 +227,8 @@ class DaskCluster:
         while True:
             try:
                 with Client(self.address, timeout=5) as client:
-                    client.wait_for_workers(n_workers, timeout=max(1, deadline - time.monotonic()))
+                    if n_workers:
+                        client.wait_for_workers(n_workers, timeout=max(1, deadline - time.monotonic()))
                     return
             except (OSError, TimeoutError):
                 if time.monotonic() > deadline:
@@ -230,3 +284,133 @@ def test_clean_on_a_dask_cluster_survives_a_killed_worker(tmp_path, cluster, rng
         assert (tmp_path / "killed.csv").read_bytes() == (tmp_path / "ref.csv").read_bytes()
     assert killed and cluster.workers[0].wait(10) is not None
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def forever(item: int) -> ImageOutput:
+    """A task that never ends (until its worker is killed)."""
+    while True:
+        time.sleep(0.05)
+
+
+def kill_workers_when_busy(cluster: DaskCluster) -> None:
+    """Kill every worker of ``cluster`` once the scheduler has given one of them a task."""
+    from distributed import Client
+
+    with Client(cluster.address, timeout=10) as watcher:
+        deadline = time.monotonic() + 120
+        while not any(watcher.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    for worker in cluster.workers:
+        os.killpg(worker.pid, signal.SIGKILL)
+
+
+def test_a_cluster_whose_workers_all_die_ends_the_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "WORKERLESS_LIMIT", 1.0)
+    cluster = DaskCluster(1)
+    try:
+        killer = threading.Thread(target=kill_workers_when_busy, args=(cluster,), daemon=True)
+        killer.start()
+        names = [f"img{i}" for i in range(3)]
+        with pytest.raises(ClusterLost, match=f"no Dask worker left on {cluster.address} for 1 s; restart"):
+            run_images(forever, range(3), Execution(scheduler=cluster.address, keep_going=True), names=names,
+                       csv=tmp_path / "o.csv")
+        killer.join()
+    finally:
+        cluster.stop()
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_cluster_without_workers_is_one_line(tmp_path, example, monkeypatch):
+    monkeypatch.setattr(pipeline, "WORKERLESS_LIMIT", 1.0)
+    cluster = DaskCluster(0)
+    try:
+        result = CliRunner().invoke(cli, ["clean", str(example[1][0]), "--largest", "-o", str(tmp_path / "o.csv"),
+                                          "--quiet", "--scheduler", cluster.address])
+    finally:
+        cluster.stop()
+    assert result.exit_code == 1 and result.output.splitlines() == [
+        f"Error: --scheduler {cluster.address}: no Dask worker joined within 1 s; start some "
+        f"(dask worker {cluster.address}) and run again"]
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture
+def validation(tmp_path) -> Path:
+    """Two models' stores, the truth and the X-rays of two images (tests/tune_data.py) in ``tmp/data``."""
+    from tests import tune_data as data
+
+    folder = tmp_path / "data"
+    layouts = data.discs(2, seed=3)
+    data.write_model(folder / "a", data.Model(default=data.Fault(confidence=0.6)), layouts)
+    data.write_model(folder / "b", data.Model(default=data.Fault(shift=(1, 1))), layouts, 4)
+    data.write_truth(folder / "gt.csv", layouts)
+    data.write_xrays(folder / "xr", layouts)
+    return folder
+
+
+RELATIVE = {
+    "fuse": ["fuse", "a", "b", "--quiet", "-o", "{run}.csv"],
+    "crf": ["crf", "a", "--images", "xr", "--iterations", "2", "--quiet", "--csv", "{run}.csv", "-o", "{run}"],
+    "tune": ["tune", "a", "b", "--gt", "gt.csv", "--images", "xr", "--folds", "2", "--try", "thresholds,crf",
+             "--quiet", "-o", "{run}.yaml"],
+}
+"""Commands on relative paths in ``validation``'s folder (``{run}`` names the outputs of each run)."""
+
+
+def written(folder: Path, run: str) -> dict[str, bytes]:
+    """The bytes of every file a run wrote (its outputs start with ``run``), by path below them."""
+    paths = [path for path in folder.rglob("*")
+             if path.is_file() and path.relative_to(folder).parts[0].startswith(run)]
+    return {str(path.relative_to(folder)).replace(run, "RUN", 1): path.read_bytes() for path in paths}
+
+
+@pytest.mark.slow
+def test_relative_paths_on_an_external_cluster_give_the_default_bytes(validation, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cluster = DaskCluster(1, cwd=elsewhere)
+    monkeypatch.chdir(validation)
+    try:
+        for command, args in RELATIVE.items():
+            runs = {}
+            for run, extra in ((f"{command}-default", []), (f"{command}-tcp", ["--scheduler", cluster.address])):
+                result = CliRunner().invoke(cli, [arg.format(run=run) for arg in args] + extra)
+                assert result.exit_code == 0, (run, result.output)
+                runs[run] = (result.stdout, written(validation, run))
+            default, tcp = runs.values()
+            assert default[1] and default == tcp, command
+    finally:
+        cluster.stop()
+    assert not list(elsewhere.iterdir())
+
+
+@pytest.mark.slow
+def test_a_crf_whose_workers_all_die_ends_in_one_line(validation, tmp_path):
+    """The CRF of 300 iterations is at work (its folder made, a task on the worker) when the worker is killed."""
+    from distributed import Client
+
+    cluster = DaskCluster(1, cwd=tmp_path)
+    argv = [sys.executable, "-m", "hbens", "crf", "a", "--images", "xr", "--iterations", "300", "--quiet",
+            "--csv", "k.csv", "-o", "k", "--scheduler", cluster.address]
+    process = subprocess.Popen(argv, cwd=validation, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with Client(cluster.address, timeout=10) as watcher:
+            deadline = time.monotonic() + 120
+            while not ((validation / "k").is_dir() and any(watcher.processing().values())):
+                assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+                time.sleep(0.05)
+        os.killpg(cluster.workers[0].pid, signal.SIGKILL)
+        killed = time.monotonic()
+        stdout, stderr = process.communicate(timeout=90)
+        seconds = time.monotonic() - killed
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        cluster.stop()
+    assert process.returncode == 1 and seconds < 60, stderr
+    assert stderr.splitlines() == [f"Error: no Dask worker left on {cluster.address} for 10 s; restart the workers "
+                                   "and run again"] and not stdout
+    left = sorted(str(path.relative_to(validation)) for path in validation.rglob("*")
+                  if path.name.startswith((".", "k")))
+    assert left in ([], ["k", "k/image1000.npz"]), left

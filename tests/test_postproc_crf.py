@@ -91,17 +91,23 @@ TRUTH = np.zeros(SHAPE, np.uint8)
 TRUTH[30:60, 25:70] = 1
 
 
-def write_array_scene(folder, rng, n=2):
-    """X-rays and another pipeline's saved arrays of them: finger-1 (uint16 p * 10000) and an empty Ulna."""
+SAVED = {"uint8": (255, np.uint8), "uint16": (10000, np.uint16)}
+"""Saved integer probabilities: scale and dtype."""
+
+
+def write_array_scene(folder, rng, n=2, dtype="uint16"):
+    """X-rays and another pipeline's saved arrays of them: finger-1 (p x 10000 as uint16, or p x 255 as
+    uint8) and an empty Ulna."""
     images = folder / "images" / "ID001"
     images.mkdir(parents=True)
     arrays = folder / "arrays"
     arrays.mkdir()
+    scale, kind = SAVED[dtype]
     for i in range(n):
         truth, image, probability = scene(rng)
         cv2.imwrite(str(images / f"img{i}.png"), image)
         saved = np.stack([probability, np.zeros(SHAPE, np.float32)])
-        np.savez_compressed(arrays / f"img{i}.npz", output=np.rint(saved * 10000).astype(np.uint16))
+        np.savez_compressed(arrays / f"img{i}.npz", output=np.rint(saved * scale).astype(kind))
     (folder / "classes.txt").write_text("\n".join(CLASS_PAIR) + "\n")
     return folder / "images", arrays
 
@@ -112,22 +118,44 @@ def store_contents(path):
         return {name: archive[name] for name in ("boxes", "offsets", "data")}, meta
 
 
-def test_crf_on_saved_arrays_equals_crf_on_the_imported_stores(tmp_path, rng):
-    images, arrays = write_array_scene(tmp_path, rng)
-    import_folder(arrays, tmp_path / "stores", ArrayFormat(classes=CLASS_PAIR, size=SHAPE))
-    refined = crf_folder(tmp_path / "stores", images, tmp_path / "from-stores", CRFParams(iterations=2),
-                         csv=tmp_path / "stores.csv")
+def crf_on_arrays(tmp_path, images, arrays):
     result = CliRunner().invoke(cli, ["crf", str(arrays), "--images", str(images), "-o", str(tmp_path / "from-arrays"),
                                       "--classes", str(tmp_path / "classes.txt"), "--iterations", "2",
                                       "--csv", str(tmp_path / "arrays.csv"), "--quiet"])
     assert result.exit_code == 0, result.output
+
+
+def test_crf_on_uint8_saved_arrays_equals_crf_on_the_imported_stores(tmp_path, rng):
+    images, arrays = write_array_scene(tmp_path, rng, dtype="uint8")
+    import_folder(arrays, tmp_path / "stores", ArrayFormat(classes=CLASS_PAIR, size=SHAPE))
+    refined = crf_folder(tmp_path / "stores", images, tmp_path / "from-stores", CRFParams(iterations=2),
+                         csv=tmp_path / "stores.csv")
+    crf_on_arrays(tmp_path, images, arrays)
     assert refined.images == 2 and (tmp_path / "arrays.csv").read_bytes() == (tmp_path / "stores.csv").read_bytes()
     for name in ("img0.npz", "img1.npz"):
         (ours, meta), (theirs, imported) = (store_contents(tmp_path / folder / name)
                                             for folder in ("from-arrays", "from-stores"))
         assert all(np.array_equal(ours[key], theirs[key]) for key in ours)
         assert meta["classes"] == list(CLASS_PAIR) and meta["precision"] == "uint8" and meta["crf"]["iterations"] == 2
-        assert meta["image"] == imported["image"] and meta["source"] == imported["source"] and "scaled:10000" in meta["source"]
+        assert meta["image"] == imported["image"] and meta["source"] == imported["source"] and "scaled:255" in meta["source"]
+
+
+def test_crf_on_uint16_saved_arrays_refines_their_own_values(tmp_path, rng):
+    """Issue 19: p x 10000 is refined as read (float32, never rounded to 1/255) and stored as float16."""
+    images, arrays = write_array_scene(tmp_path, rng)
+    crf_on_arrays(tmp_path, images, arrays)
+    fmt = ArrayFormat(classes=CLASS_PAIR, size=SHAPE)
+    for i in range(2):
+        maps = MapFile(str(arrays / f"img{i}.npz"), fmt).read()
+        with np.load(arrays / f"img{i}.npz") as archive:
+            saved = archive["output"][0]
+        top, left, bottom, right = maps.crops[0].box
+        assert np.array_equal(maps.crops[0].values, saved[top:bottom, left:right] / np.float32(10000))
+        image = cv2.imread(str(images / "ID001" / f"img{i}.png"), cv2.IMREAD_GRAYSCALE)
+        expected = refine_store(maps, image, CRFParams(iterations=2), precision="float16")
+        ours, meta = store_contents(tmp_path / "from-arrays" / f"img{i}.npz")
+        assert meta["precision"] == "float16" and "scaled:10000" in meta["source"]
+        assert np.array_equal(ours["data"], np.concatenate([crop.values.reshape(-1) for crop in expected]))
 
 
 def test_crf_on_bad_saved_arrays_is_one_line_and_writes_nothing(tmp_path, rng):

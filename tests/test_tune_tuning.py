@@ -61,6 +61,25 @@ def test_fused_curves_of_four_float16_inputs_equal_brute_force_thresholding():
         assert curve.tolist() == [dice_runs(crop_runs(fused, float(t), shape), truth) for t in GRID]
 
 
+def test_fused_curves_of_saved_arrays_read_directly_equal_brute_force_thresholding():
+    """Issue 19: float32 crops (saved arrays read directly, 32 bits a value) beside uint8, float16 and runs."""
+    from hbens.saved_arrays import class_crop
+
+    shape = (40, 50)
+    truth = box_to_runs((soft_disc(shape, (20, 25), 9) > 0.5).astype(np.uint8), 0, 0, shape)
+    sources = [class_crop(soft_disc(shape, (21, 24), 9, confidence=0.7), (0, 0), "float32"),
+               class_crop(soft_disc(shape, (19, 26), 8), (0, 0), "float32"),
+               tight_crop(soft_disc(shape, (20, 27), 10), (0, 0), "float16"),
+               tight_crop(soft_disc(shape, (18, 25), 9), (0, 0)),
+               box_to_runs((soft_disc(shape, (22, 23), 9) > 0.5).astype(np.uint8), 0, 0, shape)]
+    assert sources[0].values.dtype == np.float32
+    rules = [canonical((0,), (1,)).rule, canonical((0, 1), (1, 2)).rule, canonical((1, 3, 4), (1, 1, 3)).rule,
+             *(canonical(members, weights).rule for members in ((0, 4), (1, 3)) for weights in ((1, 2), (3, 1)))]
+    for rule, curve in zip(rules, fused_curves(sources, truth, rules=rules, shape=shape)):
+        fused = fuse_class(sources, rule, shape)
+        assert curve.tolist() == [dice_runs(crop_runs(fused, float(t), shape), truth) for t in GRID], rule
+
+
 def test_grid_bins_are_exact_at_float32_ties():
     """A stored 51 reads back as float32(0.2), which is not above the float32 threshold 0.2."""
     level = np.array([51 / 255, 102 / 255], np.float32)

@@ -10,6 +10,7 @@ from hbens.cli.options import (
     execution_from_options,
     execution_options,
     files_under,
+    ImageSize,
     finish,
     guard_paths,
 )
@@ -19,10 +20,11 @@ from hbens.cli.options import (
 @click.argument("src", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Folder for the hbens stores (NAME.npz for NAME.npy/.npz/.pt).")
-@click.option("--size", type=click.IntRange(min=1),
+@click.option("--size", type=click.IntRange(1, ImageSize.LARGEST),
               help="Stores of N x N images [default: the map's own size, 2048 for a smaller map].")
-@click.option("--precision", type=click.Choice(["uint8", "fp16"]), default="uint8", show_default=True,
-              help="Stored probabilities: uint8 steps of 1/255 or float16.")
+@click.option("--precision", type=click.Choice(["auto", "uint8", "fp16"]), default="auto", show_default=True,
+              help="Stored probabilities: uint8 steps of 1/255 or float16; auto: uint8 for uint8 (or bool) "
+                   "arrays, float16 for any other.")
 @click.option("--resume", is_flag=True,
               help="Keep stores made from the same file (size, modification time) with the same options.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
@@ -41,6 +43,6 @@ def import_arrays(src, output, size, precision, resume, quiet, key, kind, array_
     fmt = replace(array_format_from_options(key, kind, array_classes, drop_channel),
                   size=(size, size) if size else None)
     execution = execution_from_options(workers, scheduler, keep_going, quiet)
-    summary = import_folder(src, output, fmt, precision="float16" if precision == "fp16" else "uint8",
+    summary = import_folder(src, output, fmt, precision="float16" if precision == "fp16" else precision,
                             resume=resume, execution=execution)
     finish(summary, describe_import(summary, output), None, None, quiet)

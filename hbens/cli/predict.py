@@ -6,6 +6,7 @@ import click
 
 from hbens.cli.options import (
     FiniteFloat,
+    ImageSize,
     class_thresholds,
     clean_options,
     cleanup_from_options,
@@ -37,7 +38,8 @@ from hbens.cli.options import (
 @click.option("--format", "checkpoint_format", help="Force a checkpoint format (default: detected).")
 @click.option("--allow-pickle", is_flag=True, help="Allow loading pickled code (only for files you trust).")
 @click.option("--channels", help="Select output channels START:STOP when a model gives more than 29.")
-@click.option("--size", type=click.IntRange(min=32), help="Resize images to N x N (multiple of 32) for the model.")
+@click.option("--size", type=click.IntRange(32, ImageSize.LARGEST),
+              help="Resize images to N x N (multiple of 32) for the model.")
 @click.option("--window", type=click.IntRange(min=1), help="Sliding window of N x N pixels instead of a single pass.")
 @click.option("--overlap", type=FiniteFloat(0, 1, max_open=True), default=0.5, show_default=True,
               help="Overlap of sliding windows, as a fraction of the window.")

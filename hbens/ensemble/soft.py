@@ -7,8 +7,10 @@ probability is 0, so the fused value is 0 there (the clipping floor in logit spa
 exceeds an allowed threshold).  No 2048x2048 array is built.
 
 Exactness: inside that box the weighted sum is accumulated in float64 from exactly the float32
-values a store reads back (:func:`~hbens.probabilities.dequantize`), with weights normalised to sum
-to 1, so it equals a float64 mean of the full maps up to float64 rounding.  The fused crop is
+values a store reads back (:func:`~hbens.probabilities.dequantize`), or a saved array read directly
+holds (float32, never rounded to 1/255; probabilities at or below
+:data:`~hbens.saved_arrays.EXACT_FLOOR` count as 0), with weights normalised to sum to 1, so it
+equals a float64 mean of the full maps up to float64 rounding (and that floor).  The fused crop is
 handed back as float32 (what a store holds) and thresholded as every hbens output is, float32 values
 against the float32 threshold (:func:`hbens.probabilities.crop_runs`; ``hbens tune`` counts on it);
 each float32 rounding moves a value by at most 2**-25, so a pixel can differ from a float64
@@ -379,7 +381,7 @@ def fuse_stores_image(
         raise HbensError(f"{image}: give each input either a map file or CSV rows, not both or neither")
     if precision not in PRECISIONS:
         raise HbensError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    stores = [file.read(precision=precision) if file is not None else None for file in maps]
+    stores = [file.read() if file is not None else None for file in maps]
     if shape is None:
         shape = next((store.shape for store in stores if store is not None), IMAGE_SHAPE)
     _check_shapes(image, stores, shape)

@@ -20,7 +20,7 @@ from hbens.errors import HbensError
 from hbens.maps import ImageMaps, MapFile
 from hbens.outputs import PathLike
 from hbens.paths import output_folders
-from hbens.pipeline import Execution, ImageOutput, RunSummary, sum_fields
+from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field, sum_fields
 from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
 from hbens.probabilities import PRECISIONS, ClassCrop, crop_runs, crops_to_rles, dequantize, tight_crop, write_store
 from hbens.runs import Runs
@@ -101,8 +101,11 @@ def refine(probability: np.ndarray, image: np.ndarray, params: CRFParams = CRFPa
 
 
 def stored_precision(maps: ImageMaps) -> str:
-    """The precision (``uint8`` or ``float16``) of an image's stored crops."""
+    """The precision (``uint8`` or ``float16``) of an image's stored crops; for the float32 crops of a
+    saved array read directly, the one its import would choose (``meta["precision"]``)."""
     dtypes = {crop.values.dtype for crop in maps.crops}
+    if dtypes <= {np.dtype(np.float32)} and maps.meta.get("precision") in PRECISIONS:
+        return maps.meta["precision"]
     names = [name for name, dtype in PRECISIONS.items() if dtypes == {np.dtype(dtype)}]
     if not names:
         raise HbensError(f"{maps.path}: crops of {', '.join(sorted(map(str, dtypes)))}, expected one of "
@@ -185,9 +188,9 @@ class CRFItem:
     refinement.
     """
 
-    store: str
-    image: str
-    output: str
+    store: str = path_field()
+    image: str = path_field()
+    output: str = path_field()
     params: CRFParams
     thresholds: tuple[float, ...]
     cleanup: Cleanup | None = None

@@ -33,7 +33,7 @@ from hbens.probabilities import (
 )
 from hbens.images import find_images, parse_normalize, read_gray, to_input
 from hbens.paths import output_folders
-from hbens.pipeline import Execution, ImageOutput, RunSummary
+from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field
 from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
 from hbens.predictors.checkpoints import ModelSpec, checkpoint_hash, load_model
 from hbens.predictors.model import InferenceModel, parse_channels
@@ -145,7 +145,7 @@ def probability_crops(
 class ModelSource:
     """Where a model comes from and how to run it: plain data, so that a worker can load it itself."""
 
-    checkpoint: str
+    checkpoint: str = path_field()
     spec: ModelSpec = field(default_factory=ModelSpec)
     allow_pickle: bool = False
     format: str | None = None
@@ -199,11 +199,11 @@ class PredictStats:
 class PredictItem:
     """One image of ``hbens predict``: its path, the models, the store folders and the settings."""
 
-    image: str
+    image: str = path_field()
     sources: dict[str, ModelSource]
     weights: dict[str, float]
     groups: dict[str, list[str]]
-    folders: dict[str, str]
+    folders: dict[str, str] = path_field()
     options: PredictOptions
     thresholds: tuple[float, ...]
     rows: bool = False

@@ -21,7 +21,7 @@ from hbens.ensemble.soft import SoftImageStats, SoftRule, fuse_stores_image, rul
 from hbens.errors import HbensError
 from hbens.maps import ImageMaps, Inputs, MapFile, open_inputs
 from hbens.outputs import PathLike
-from hbens.pipeline import Execution, ImageOutput, RunSummary
+from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field
 from hbens.postproc.clean import Cleanup, active_cleanup, clean_rows
 from hbens.postproc.crf import CRFParams, refine_store
 from hbens.probabilities import ClassCrop, crops_to_rles, write_store
@@ -64,8 +64,8 @@ class ApplyItem:
     rules: dict[str, SoftRule]
     cleanup: Cleanup
     crf: dict[str, CRFParams] = field(default_factory=dict)
-    xray: str | None = None
-    store: str | None = None
+    xray: str | None = path_field(None)
+    store: str | None = path_field(None)
     metadata: dict = field(default_factory=dict)
     precision: str = "uint8"
 

@@ -15,7 +15,8 @@ Three passes, each a task of :mod:`hbens.pipeline` run once per image:
 Pixels whose every member is 0 fuse to 0 whatever the weights, and a pixel's fused value depends
 only on its members' stored values, so :func:`fused_curves` fuses each distinct tuple of the
 members' stored values once (with its count inside and outside the ground truth) instead of every
-pixel: a single uint8 input has at most 255 such values, a pair at most 65025.
+pixel: a single uint8 input has at most 255 such values, a pair at most 65025.  Values are keyed
+by their bits: 8 for uint8, 16 for float16, 32 for the float32 crops of saved arrays read directly.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from hbens.ensemble.soft import Source, SoftRule, crop_runs, fuse_class
 from hbens.errors import HbensError
 from hbens.maps import ImageMaps, MapFile
 from hbens.metrics import dice_runs
-from hbens.pipeline import ImageOutput
+from hbens.pipeline import ImageOutput, path_field
 from hbens.postproc.clean import CleanConfig, clean_runs
 from hbens.postproc.crf import CRFParams
 from hbens.probabilities import ClassCrop
@@ -118,7 +119,7 @@ class ImageInputs:
     rles: list[dict[str, str] | None]
     truth: dict[str, Runs]
     shape: tuple[int, int]
-    xray: str | None = None
+    xray: str | None = path_field(None)
 
     def read(self) -> list[ImageMaps | None]:
         """Each input's maps of this image (None for a CSV), checked to be of the image's shape."""
@@ -149,19 +150,31 @@ def _box(source: Source, shape: tuple[int, int]) -> tuple[int, int, int, int] | 
     return runs_bounds(source, shape)
 
 
-def _level_keys(source: Source, box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[np.ndarray, int]:
-    """The source's stored values over ``box`` as uint16 (float16 by their bits), and how many bits they take."""
+KEY_BITS = {np.dtype(np.uint8): 8, np.dtype(np.float16): 16, np.dtype(np.float32): 32}
+"""Bits of a crop's values as keys: uint8 as they are, floats by their bits (unsigned integers of their size)."""
+
+
+def _key_dtype(sources: Sequence[Source | None]) -> np.dtype:
+    """The unsigned integers that hold every source's keys: uint16, or uint32 with a float32 crop."""
+    wide = any(isinstance(source, ClassCrop) and source.values.dtype == np.float32 for source in sources)
+    return np.dtype(np.uint32 if wide else np.uint16)
+
+
+def _level_keys(source: Source, box: tuple[int, int, int, int], shape: tuple[int, int],
+                dtype: np.dtype = np.dtype(np.uint16)) -> tuple[np.ndarray, int]:
+    """The source's stored values over ``box`` as ``dtype`` (floats by their bits), and how many bits they take."""
     if not isinstance(source, ClassCrop):
-        return runs_to_box(source, box, shape).reshape(-1).astype(np.uint16), 1
-    kinds = {np.dtype(np.uint8): 8, np.dtype(np.float16): 16}
-    if source.values.dtype not in kinds:
-        raise HbensError(f"stored crops must be uint8 or float16, got {source.values.dtype}")
-    keys = np.zeros((box[2] - box[0], box[3] - box[1]), np.uint16)
+        return runs_to_box(source, box, shape).reshape(-1).astype(dtype), 1
+    if source.values.dtype not in KEY_BITS:
+        raise HbensError(f"stored crops must be uint8, float16 or float32, got {source.values.dtype}")
+    keys = np.zeros((box[2] - box[0], box[3] - box[1]), dtype)
     if source.values.size:
         top, left, bottom, right = source.box
-        values = source.values.view(np.uint16) if source.values.dtype == np.float16 else source.values
+        values = source.values
+        if values.dtype.kind == "f":
+            values = values.view(f"u{values.dtype.itemsize}")
         keys[top - box[0] : bottom - box[0], left - box[1] : right - box[1]] = values
-    return keys.reshape(-1), kinds[source.values.dtype]
+    return keys.reshape(-1), KEY_BITS[source.values.dtype]
 
 
 COUNTED_BITS = 18
@@ -203,7 +216,7 @@ def _distinct(levels: np.ndarray, members: Sequence[int], bits: Sequence[int],
         key.sort()
         starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
         unique, counts = key[starts], np.diff(np.append(starts, key.size))
-    rows = np.empty((unique.size, len(widths)), np.uint16)
+    rows = np.empty((unique.size, len(widths)), levels.dtype)
     for k in range(len(widths) - 1, -1, -1):
         rows[:, k] = unique & ((1 << widths[k]) - 1)
         unique = unique >> widths[k]
@@ -215,7 +228,8 @@ def _as_source(keys: np.ndarray, original: Source) -> Source:
     n = keys.size
     if not isinstance(original, ClassCrop):
         return box_to_runs(keys.reshape(1, n).astype(np.uint8), 0, 0, (1, n))
-    values = keys.astype(np.uint8) if original.values.dtype == np.uint8 else keys.view(np.float16)
+    dtype = original.values.dtype
+    values = keys.astype(dtype) if dtype == np.uint8 else keys.astype(f"u{dtype.itemsize}").view(dtype)
     return ClassCrop((0, 0, 1, n), values.reshape(1, n))
 
 
@@ -297,10 +311,11 @@ def fused_curves(
     boxes = [box for box in (_box(sources[i], shape) for i in inputs) if box is not None]
     if boxes:
         union = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
-        levels = np.zeros((len(sources), (union[2] - union[0]) * (union[3] - union[1])), np.uint16)
+        dtype = _key_dtype(sources)
+        levels = np.zeros((len(sources), (union[2] - union[0]) * (union[3] - union[1])), dtype)
         bits = [0] * len(sources)
         for i in inputs:
-            levels[i], bits[i] = _level_keys(sources[i], union, shape)
+            levels[i], bits[i] = _level_keys(sources[i], union, shape, dtype)
         truth_box = runs_to_box(truth, union, shape).reshape(-1)
     groups: dict[tuple[int, ...], list[int]] = {}
     for r, rule in enumerate(rules):
