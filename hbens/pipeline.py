@@ -490,6 +490,8 @@ def map_images(
 def _collect(executor, index: int, future, names: Sequence[str], keep_going: bool) -> tuple[int, ImageOutput | str]:
     try:
         return index, executor.result(future)
+    except ClusterLost:
+        raise
     except (HbensError, TaskLost) as error:
         message = f"{names[index]}: {error}"
     except OSError as error:
@@ -506,8 +508,6 @@ def _collect(executor, index: int, future, names: Sequence[str], keep_going: boo
 
 @dataclass
 class RunSummary:
-    except ClusterLost:
-        raise
     """What a pipeline run did: images done, failed (with why), summed stats, seconds."""
 
     images: int = 0

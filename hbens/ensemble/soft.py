@@ -32,7 +32,7 @@ from hbens.ensemble.vote import VoteRule, hard_vote
 from hbens.errors import HbensError
 from hbens.maps import ImageMaps, Inputs, MapFile, MapFolder, open_inputs
 from hbens.outputs import PathLike
-from hbens.pipeline import Execution, ImageOutput, RunSummary
+from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field
 from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
 from hbens.saved_arrays import ArrayFormat
 from hbens.probabilities import PRECISIONS, ClassCrop, dequantize, tight_crop, write_store
@@ -431,7 +431,7 @@ class SoftFuseItem:
     rles: list[dict[str, str] | None]
     rules: dict[str, Rule]
     precision: str = "uint8"
-    store: str | None = None
+    store: str | None = path_field(None)
     metadata: dict = field(default_factory=dict)
     cleanup: Cleanup | None = None
 
