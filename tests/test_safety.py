@@ -444,6 +444,24 @@ CASES = [
     Case("predict-disk-full", PREDICT + " -o {t}/p", says="cannot write", fsize=1000, model=True),
     Case("predict-ctrl-c", PREDICT + " -o {t}/p --tta hflip,vflip --workers 1", (130,), says="interrupted",
          model=True, interrupt="{t}/p"),
+    # issue 19: clusters. A malformed --scheduler address is a usage error before any work (was a
+    # traceback after 21 s); an address where no scheduler answers is one line after the connect timeout.
+    Case("fuse-scheduler-port-not-a-number", FUSE + " -o {t}/f.csv --scheduler tcp://127.0.0.1:abc", USAGE,
+         says="--scheduler tcp://127.0.0.1:abc: not a Dask scheduler address"),
+    Case("crf-scheduler-without-host", CRF + " -o {t}/r --scheduler tcp://:1", USAGE,
+         says="not a Dask scheduler address"),
+    Case("clean-scheduler-port-too-large", CLEAN + " -o {t}/c.csv --scheduler tcp://127.0.0.1:99999", USAGE,
+         says="a port from 1 to 65535"),
+    Case("tune-scheduler-port-zero", "tune {csv1} {csv2} --gt {gt} -o {t}/r.yaml --scheduler tcp://127.0.0.1:0",
+         USAGE, says="not a Dask scheduler address"),
+    Case("apply-scheduler-with-a-path", "apply {clean_yaml} {csv1} {csv2} -o {t}/a.csv --scheduler tcp://h:8786/x",
+         USAGE, says="not a Dask scheduler address"),
+    Case("import-scheduler-host-with-space", "import {stores} -o {t}/imp --scheduler 'tcp://a b:8786'", USAGE,
+         says="not a Dask scheduler address"),
+    Case("predict-scheduler-open-ipv6", PREDICT_FAKE + " --scheduler tcp://[::1:8786", USAGE,
+         says="not a Dask scheduler address"),
+    Case("fuse-scheduler-unreachable", FUSE + " -o {t}/f.csv --quiet --scheduler tcp://127.0.0.1:1",
+         says="cannot connect within 10 s"),
 ]
 
 
@@ -540,7 +558,8 @@ def test_wrong_command_fails_cleanly(case: Case, world: World, tmp_path: Path, r
 
 def test_the_table_covers_every_command() -> None:
     commands = {case.args.split()[0] for case in CASES}
-    assert commands == {"check", "score", "fuse", "clean", "predict", "crf", "show", "synth"}
+    assert commands == {"check", "score", "fuse", "clean", "predict", "crf", "show", "synth", "tune", "apply",
+                        "import"}
     assert len(CASES) >= 80 and len({case.name for case in CASES}) == len(CASES)
 
 
