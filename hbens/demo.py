@@ -24,14 +24,13 @@ import numpy as np
 
 from hbens.classes import CLASSES
 from hbens.errors import HbensError
+from hbens.predictors.checkpoints import JIT_DEPRECATED
 from hbens.report import Figure, Stage
 
 if TYPE_CHECKING:
     from hbens.tune.recipe import Recipe
 
 SPLITS = ("train", "val", "test")
-JIT_DEPRECATED = r"`torch\.jit\.\w+` is deprecated"
-"""torch's FutureWarning on TorchScript, one of the demo's checkpoint formats (silenced in the demo)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,6 +1,7 @@
 """Prediction from checkpoints of every format, offline, with tiny randomly initialised models."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from hbens.predictors import (  # noqa: E402
     load_model,
     predict_folder,
 )
+from hbens.predictors.checkpoints import JIT_DEPRECATED  # noqa: E402
 from hbens.predictors.model import InferenceModel, output_logits  # noqa: E402
 from hbens.probabilities import ProbabilityStore, load_probabilities  # noqa: E402
 from hbens.submission import read_submission  # noqa: E402
@@ -68,7 +70,9 @@ def checkpoints(tmp_path_factory, model):
     paths["smp"] = folder / "pretrained"
     model.save_pretrained(str(paths["smp"]))
     paths["torchscript"] = folder / "scripted.pt"
-    torch.jit.trace(model, torch.rand(1, 3, SIZE, SIZE)).save(str(paths["torchscript"]))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", JIT_DEPRECATED, FutureWarning)
+        torch.jit.trace(model, torch.rand(1, 3, SIZE, SIZE)).save(str(paths["torchscript"]))
     paths["pickle"] = folder / "whole.pth"
     torch.save(model, paths["pickle"])
     paths["safetensors"] = folder / "weights.safetensors"
@@ -306,3 +310,60 @@ def test_predict_is_identical_under_every_executor(tmp_path, checkpoints, images
     assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "other.csv").read_bytes()
     for path in (tmp_path / "one" / "pretrained").glob("*.npz"):
         assert np.array_equal(load_probabilities(path), load_probabilities(tmp_path / "other" / "pretrained" / path.name))
+
+
+def test_torchscript_loads_without_torch_deprecation_warnings(checkpoints):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_model(checkpoints["torchscript"])
+        with pytest.raises(HbensError, match="not a PyTorch checkpoint"):
+            load_model(checkpoints["torchscript"], format="state-dict")
+    assert loaded.format == "torchscript"
+    assert [str(w.message) for w in caught] == []
+
+
+def test_several_workers_report_forward_time_per_worker_within_0_100_percent():
+    from hbens.pipeline import RunSummary
+    from hbens.predictors import PredictStats, describe_predict
+
+    one = PredictStats(predicted=1, forward_seconds=1.5, worker_seconds={"host:1:1": 1.5})
+    other = PredictStats(predicted=1, forward_seconds=1.5, worker_seconds={"host:1:2": 1.5})
+    stats = one + one + other + other  # two workers, 3 s of forward passes each, in a run of 4.2 s
+    assert stats.worker_seconds == {"host:1:1": 3.0, "host:1:2": 3.0} and stats.forward_per_worker == 3.0
+    text = describe_predict(RunSummary(images=4, stats=stats, seconds=4.2))
+    assert "(29 % outside forward passes; 2 workers, 3.0 s of forward passes each)" in text
+    alone = describe_predict(RunSummary(images=2, stats=one + one, seconds=2.9))
+    assert "(0 % outside forward passes)" in alone  # timer jitter never shows a negative share
+    assert "100 % outside" in describe_predict(RunSummary(stats=PredictStats(), seconds=1.0))
+
+
+def test_predict_runs_count_their_workers(tmp_path, checkpoints, images):
+    from hbens.pipeline import Execution
+
+    source = ModelSource(checkpoint=str(checkpoints["smp"]))
+    stats = predict_folder([source], images, tmp_path / "o", PredictOptions(size=32),
+                           execution=Execution(workers=1)).stats
+    assert len(stats.worker_seconds) == 1 and stats.forward_per_worker == pytest.approx(stats.forward_seconds)
+
+
+@pytest.mark.parametrize("environ, torch_loaded, expected", [
+    ({}, False, "PASSIVE"),
+    ({"OMP_WAIT_POLICY": "active"}, False, "active"),
+    ({"GOMP_SPINCOUNT": "1000"}, False, None),
+    ({}, True, None),
+])
+def test_openmp_threads_wait_passively_unless_told_or_too_late(monkeypatch, environ, torch_loaded, expected):
+    import sys
+
+    from hbens.predictors.model import OPENMP_SETTINGS, wait_passively
+
+    for name in OPENMP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    if not torch_loaded:
+        monkeypatch.delitem(sys.modules, "torch")
+    wait_passively()
+    import os
+
+    assert os.environ.get("OMP_WAIT_POLICY") == expected

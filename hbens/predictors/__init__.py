@@ -1,9 +1,11 @@
 """Checkpoints to probability maps: loading, pre-processing, TTA, sliding window, prediction.
 
-Importing this package does not import torch; its functions do when called.
+Importing this package does not import torch; its functions do when called.  It asks OpenMP
+for passive waits first, before torch is loaded (see :func:`~hbens.predictors.model.wait_passively`).
 """
 
 from hbens.predictors.checkpoints import LOADERS, LoadedModel, ModelSpec, detect_format, load_model
+from hbens.predictors.model import wait_passively
 from hbens.predictors.predict import (
     ModelSource,
     PredictItem,
@@ -15,6 +17,8 @@ from hbens.predictors.predict import (
     predict_folder,
     predict_image,
 )
+
+wait_passively()
 
 __all__ = [
     "LOADERS",

@@ -10,6 +10,7 @@ No loader downloads anything: models are built with ``encoder_weights=None``.
 from __future__ import annotations
 
 import functools
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,12 @@ CLASSES_KEYS = ("classes", "num_classes", "n_classes", "out_channels")
 STATE_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
 PREFIXES = ("module.", "model.", "net.", "_orig_mod.")
 SIDE_CONFIGS = ("{stem}.yaml", "{stem}.yml", "{stem}.json", "config.yaml", "config.yml", "config.json")
+JIT_DEPRECATED = r"`torch\.jit\.\w+` is deprecated"
+"""torch's FutureWarning on each TorchScript call (two lines before every run and every error of a
+TorchScript checkpoint); silenced where hbens loads or saves TorchScript, nowhere else."""
+TORCHSCRIPT_IN_LOAD = r"'torch\.load' received a zip file that looks like a TorchScript archive"
+"""torch's UserWarning when ``torch.load`` reads TorchScript (``--format`` forcing another format),
+before the error that hbens reports in one line."""
 
 
 @dataclass
@@ -102,7 +109,9 @@ def _torch_load(path: Path, allow_pickle: bool):
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", TORCHSCRIPT_IN_LOAD, UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "global" not in str(error).lower():
             raise HbensError(f"{path}: not a PyTorch checkpoint (unreadable pickle stream)") from None
@@ -216,7 +225,9 @@ def _load_safetensors(path: Path) -> dict[str, Any]:
 def load_torchscript(path: Path, spec: ModelSpec, allow_pickle: bool) -> LoadedModel:
     import torch
 
-    module = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", JIT_DEPRECATED, FutureWarning)
+        module = torch.jit.load(str(path), map_location="cpu")
     return LoadedModel(module, path.stem, "torchscript", spec.in_channels)
 
 

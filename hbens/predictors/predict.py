@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import socket
 import threading
 import time
 from collections import Counter
@@ -176,6 +178,8 @@ class PredictStats:
 
     A store is *redone* when ``--resume`` found it but could not reuse it: damaged, or made from
     another image, other checkpoints or other options; ``reasons`` counts each why.
+    ``forward_seconds`` adds up the forward passes of every worker; ``worker_seconds`` splits it by
+    worker (:func:`worker_name`), since workers run side by side.
     """
 
     predicted: int = 0
@@ -186,13 +190,27 @@ class PredictStats:
     redone: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     whole_frame: tuple[str, ...] = ()
+    worker_seconds: dict[str, float] = field(default_factory=dict)
 
     def __add__(self, other: PredictStats) -> PredictStats:
+        workers = dict(self.worker_seconds)
+        for worker, seconds in other.worker_seconds.items():
+            workers[worker] = workers.get(worker, 0.0) + seconds
         return PredictStats(self.predicted + other.predicted, self.resumed + other.resumed,
                             self.forward_seconds + other.forward_seconds, self.store_bytes + other.store_bytes,
                             self.clean + other.clean, self.redone + other.redone,
                             dict(Counter(self.reasons) + Counter(other.reasons)),
-                            self.whole_frame + other.whole_frame)
+                            self.whole_frame + other.whole_frame, workers)
+
+    @property
+    def forward_per_worker(self) -> float:
+        """Mean seconds of forward passes of the workers that ran any (each at most the run's time)."""
+        return self.forward_seconds / max(1, len(self.worker_seconds))
+
+
+def worker_name() -> str:
+    """Who runs this task: host, process and thread (each worker of a run is one of them)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -318,7 +336,8 @@ def predict_image(item: PredictItem) -> ImageOutput:
             rows = list(zip(CLASSES, crops_to_rles(crops, image.shape, item.thresholds)))
     rows, clean = clean_rows(rows, item.cleanup, image.shape)
     stats = PredictStats(predicted=1, forward_seconds=forward, store_bytes=written, clean=clean,
-                         redone=sum(reasons.values()), reasons=dict(reasons))
+                         redone=sum(reasons.values()), reasons=dict(reasons),
+                         worker_seconds={worker_name(): forward})
     return ImageOutput(name, rows, stats)
 
 
@@ -414,12 +433,23 @@ def predict_folder(
     return summary
 
 
+def forward_share(stats: PredictStats, seconds: float) -> str:
+    """The forward passes' part of a run of ``seconds``: the share of the time outside them (0-100 %),
+    and with several workers, the forward seconds of each on average."""
+    outside = min(100.0, max(0.0, 100 * (1 - stats.forward_per_worker / seconds))) if seconds > 0 else 0.0
+    workers = len(stats.worker_seconds)
+    if workers < 2:
+        return f"{outside:.0f} % outside forward passes"
+    return (f"{outside:.0f} % outside forward passes; {workers} workers, {stats.forward_per_worker:.1f} s "
+            "of forward passes each")
+
+
 def describe_predict(summary: RunSummary) -> str:
     """One paragraph on what a prediction run did."""
     stats = summary.stats
-    share = 100 * (1 - stats.forward_seconds / summary.seconds) if summary.seconds else 0.0
-    text = (f"predicted {stats.predicted} image(s) in {summary.seconds:.1f} s ({share:.0f} % outside forward passes), "
-            f"{stats.resumed} resumed, stores {stats.store_bytes / 1e6:.1f} MB")
+    text = (f"predicted {stats.predicted} image(s) in {summary.seconds:.1f} s "
+            f"({forward_share(stats, summary.seconds)}), {stats.resumed} resumed, "
+            f"stores {stats.store_bytes / 1e6:.1f} MB")
     if stats.redone:
         why = ", ".join(f"{reason}: {count}" for reason, count in sorted(stats.reasons.items()))
         text += f"; {stats.redone} store(s) found but redone ({why})"
