@@ -15,6 +15,7 @@ import numpy as np
 
 from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
+from hbens.frames import ADVICE, hint
 from hbens.outputs import PathLike
 from hbens.rle import string_to_runs
 from hbens.runs import EMPTY_RUNS, Runs, box_to_runs, union_runs
@@ -53,8 +54,22 @@ def polygon_mask(points: np.ndarray, shape: tuple[int, int] = IMAGE_SHAPE) -> np
     return mask
 
 
-def _annotation_points(annotation: object, path: PathLike, number: int) -> tuple[str, np.ndarray]:
-    """Class name and (N, 2) finite points of one annotation; HbensError naming the file, number and label."""
+def _check_inside(points: np.ndarray, shape: tuple[int, int], where: str) -> None:
+    """HbensError unless every point lies within the frame grown by its own size on each side: a point
+    further out belongs to no image of this frame (and would overflow OpenCV's int32 coordinates)."""
+    height, width = shape
+    x, y = points[:, 0], points[:, 1]
+    outside = points[(x < -width) | (x > 2 * width) | (y < -height) | (y > 2 * height)]
+    if len(outside):
+        shown = examples([f"[{x:g}, {y:g}]" for x, y in outside])
+        raise HbensError(f"{where}: {len(outside)} point(s) beyond the {height}x{width} frame by more than its size: "
+                         f"{shown}; are these annotations of another image size (--image-size)?")
+
+
+def _annotation_points(annotation: object, path: PathLike, number: int,
+                       shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[str, np.ndarray]:
+    """Class name and (N, 2) finite points of one annotation, each within the frame of ``shape`` grown by
+    its size (:func:`_check_inside`); HbensError naming the file, number and label."""
     where = f"{path}: annotation {number}"
     if not isinstance(annotation, dict) or "label" not in annotation or "points" not in annotation:
         raise HbensError(f"{where}: expected an object with label and points")
@@ -72,6 +87,7 @@ def _annotation_points(annotation: object, path: PathLike, number: int) -> tuple
     if len(bad):
         shown = examples([f"[{x:g}, {y:g}]" for x, y in bad])
         raise HbensError(f"{where} ({name}): {len(bad)} point(s) not finite: {shown}")
+    _check_inside(points, shape, f"{where} ({name})")
     return name, points
 
 
@@ -86,11 +102,18 @@ def read_annotation(path: PathLike, shape: tuple[int, int] = IMAGE_SHAPE) -> dic
         raise HbensError(
             f"{path}: not an annotation JSON ({clip(error)}); expected {{'annotations': [...]}}"
         ) from None
+    except RecursionError:
+        raise HbensError(f"{path}: nested too deeply; not an annotation JSON "
+                         "(expected {'annotations': [...]})") from None
     runs = {name: EMPTY_RUNS for name in CLASSES}
+    far = np.zeros(2)
     for number, annotation in enumerate(annotations, start=1):
-        name, points = _annotation_points(annotation, path, number)
+        name, points = _annotation_points(annotation, path, number, shape)
+        far = np.maximum(far, points.max(axis=0))
         polygon = polygon_runs(points, shape)
         runs[name] = polygon if runs[name][0].size == 0 else union_runs(runs[name], polygon)
+    if far[0] > shape[1] or far[1] > shape[0]:
+        hint(f"annotation points lie beyond the {shape[0]}x{shape[1]} frame; if the images are larger, {ADVICE}")
     return runs
 
 
@@ -109,6 +132,11 @@ def annotation_files(folder: Path) -> dict[str, Path]:
     """
     files: dict[str, Path] = {}
     for path in sorted(folder.rglob("*.json")):
+        if path.is_dir():
+            raise HbensError(f"{path}: a folder named like an annotation file; rename it or pass the folder "
+                             "of annotation JSONs itself")
+        if not path.is_file():
+            continue  # a FIFO or socket: reading it could block forever
         image = path.stem + ".png"
         if image in files:
             both = f"{files[image]} and {path}"

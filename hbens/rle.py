@@ -387,7 +387,7 @@ def _describe(code: int, token: int, text: bytes, size: int) -> str:
         return f"RLE run {token // 2 + 1} (start {tokens[token]}) overlaps or precedes the previous run"
     return (
         f"RLE run {token // 2 + 1} (start {tokens[token]}, length {tokens[token + 1]}) "
-        f"ends past the last pixel {size}"
+        f"ends past the last pixel {size} of the frame; if the images are larger, pass --image-size"
     )
 
 

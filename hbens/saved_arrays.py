@@ -25,11 +25,11 @@ import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
+from hbens.classes import CLASS_INDEX, CLASSES
 from hbens.errors import HbensError
 from hbens.outputs import PathLike, refuse_input
 from hbens.predictors.upsample import source_box, upsample_crop
@@ -175,8 +175,8 @@ class ArrayFormat:
         A channel of the file to drop (e.g. 0 for nnU-Net's background; negative counts from the
         end); the others are ``classes``.
     size
-        Output image size (H, W).  None: the map's own size, or the competition's 2048x2048
-        when the map is smaller (a low-resolution output); a map of another size is resized.
+        The frame (H, W) to read at: a smaller map is enlarged to it, a larger one refused.  None:
+        the map's own size (see :mod:`hbens.frames` for how commands choose the frame).
     """
 
     key: str | None = None
@@ -457,11 +457,15 @@ def resized_crops(
     return crops
 
 
-def image_size(shape: tuple[int, int], size: tuple[int, int] | None) -> tuple[int, int]:
-    """The output size: ``size``, else the map's own, or the competition's when the map is smaller."""
-    if size is not None:
-        return size
-    return IMAGE_SHAPE if shape[0] < IMAGE_SHAPE[0] and shape[1] < IMAGE_SHAPE[1] else tuple(shape)
+def image_size(path: PathLike, shape: tuple[int, int], size: tuple[int, int] | None) -> tuple[int, int]:
+    """The size a map of ``shape`` is read at: the frame ``size`` (a smaller map is enlarged to it), else
+    its own; HbensError naming ``path`` when the map is larger than the frame (see :mod:`hbens.frames`)."""
+    if size is None:
+        return tuple(shape)
+    if shape[0] > size[0] or shape[1] > size[1]:
+        raise _fail(path, f"maps of a {shape[0]}x{shape[1]} image, larger than the {size[0]}x{size[1]} frame; "
+                          "pass maps of the same images, or --image-size with their size")
+    return tuple(size)
 
 
 # ---------------------------------------------------------------------------- images
@@ -545,7 +549,7 @@ def read_saved_image(
     low, high = value_range(path, view, indices)
     kind = resolve_kind(path, fmt.kind, view.dtype, low, high)
     own = view.shape[1:]
-    size = image_size(own, fmt.size)
+    size = image_size(path, own, fmt.size)
     if precision == EXACT:
         precision = exact_precision(view.dtype, kind, size != own)
     elif precision == AUTO:
@@ -587,7 +591,7 @@ def probe_saved_array(path: PathLike, fmt: ArrayFormat = ArrayFormat()) -> tuple
     shape, dtype = header
     check_numbers(path, dtype)
     _, view, _ = channels_first(path, np.broadcast_to(np.zeros((), dtype), shape), fmt)
-    return image_size(view.shape[1:], fmt.size)
+    return image_size(path, view.shape[1:], fmt.size)
 
 
 def check_saved_arrays(paths: Sequence[PathLike], fmt: ArrayFormat = ArrayFormat()) -> None:
@@ -602,7 +606,7 @@ def check_saved_arrays(paths: Sequence[PathLike], fmt: ArrayFormat = ArrayFormat
             first = path, size
         elif size != first[1]:
             raise _fail(path, f"maps of a {size[0]}x{size[1]} image, but {first[0].name} of a "
-                              f"{first[1][0]}x{first[1][1]} one; keep one image size per folder or set --size")
+                              f"{first[1][0]}x{first[1][1]} one; keep one image size per folder or give the frame (--image-size)")
 
 
 def source_record(path: PathLike, fmt: ArrayFormat, precision: str) -> dict[str, object]:
@@ -679,9 +683,21 @@ def is_hbens_store(path: PathLike) -> bool:
         return False
 
 
+def map_files(paths: Iterable[Path]) -> list[Path]:
+    """The regular files among ``paths`` (named like maps), sorted by name: FIFOs, sockets and devices are
+    skipped (opening one could block forever); a folder named like a map is refused in one line."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            raise HbensError(f"{path}: a folder named like a probability map ({path.suffix}); rename it or "
+                             "move it out of the map folder")
+        if path.is_file():
+            files.append(path)
+    return sorted(files, key=lambda p: p.name)
+
+
 def _array_files(folder: Path) -> list[Path]:
-    files = (p for p in folder.rglob("*") if p.suffix.lower() in READERS and not p.name.startswith("."))
-    return sorted((p for p in files if p.is_file()), key=lambda p: p.name)
+    return map_files(p for p in folder.rglob("*") if p.suffix.lower() in READERS and not p.name.startswith("."))
 
 
 def find_saved_arrays(folder: PathLike) -> list[Path]:

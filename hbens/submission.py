@@ -15,6 +15,7 @@ from typing import IO, Iterable, Iterator, Sequence
 
 from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE, canonical_key
 from hbens.errors import HbensError, located
+from hbens.frames import check_extent
 from hbens.outputs import PathLike, atomic_open
 from hbens.rle import RLEError, string_to_runs
 from hbens.settings import ADVICE, BOM, binary_kind, clip, examples
@@ -49,6 +50,8 @@ class SubmissionIndex:
     problems: list[Problem] = field(default_factory=list)
     columns: tuple[int, int, int] = (0, 1, 2)
     n_fields: int = 3
+    extent: int = 0
+    """The end of the last run of any row, in pixels of the frame (0 when every mask is empty)."""
 
     @property
     def images(self) -> list[str]:
@@ -122,7 +125,8 @@ def scan_submission(
     """Read a submission once, checking every row; return the index of its rows.
 
     With ``strict`` the first problem raises :class:`HbensError` (``file:line: problem``);
-    otherwise every problem is collected in ``index.problems``.
+    otherwise every problem is collected in ``index.problems``.  Runs that all lie in the top
+    rows of ``shape`` give a :class:`~hbens.frames.FrameWarning` (the images may be smaller).
     """
     index = SubmissionIndex(Path(path))
     known = set(known_classes)
@@ -180,13 +184,16 @@ def scan_submission(
                 report(number, f"duplicate row for ({shown}, {name}); first at line {index.rows[key][1]}")
                 continue
             try:
-                string_to_runs(rle, shape)
+                starts, lengths = string_to_runs(rle, shape)
             except RLEError as error:
                 report(number, f"{shown} {name}: {clip(error, limit=160)}")
                 continue
+            if starts.size:
+                index.extent = max(index.extent, int(starts[-1] + lengths[-1]))
             index.rows[key] = (line_offset, number)
         if columns is None and offset == 0:
             report(None, f"empty file; expected the header {','.join(HEADER)}")
+    check_extent(path, index.extent, shape)
     return index
 
 
