@@ -2,12 +2,16 @@
 
 Used by the tests, the benchmarks and ``make demo``; nothing here reads real data.
 :func:`write_dataset` writes a competition-like data set of the hand phantoms of
-:mod:`hbens.phantoms`.
+:mod:`hbens.phantoms`; :func:`synth_dataset` is ``hbens synth``: the same into a folder that is
+new, empty, or (with ``overwrite``) holds only a data set written before.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +225,109 @@ def write_dataset(folder: Path | str, *, ids_train: int, ids_test: int, seed: in
     except OSError as error:
         raise HbensError(f"{error.filename or folder}: cannot write ({error.strerror})") from None
     return written
+
+
+DATASET_SPLITS = ("train", "test")
+"""The folders :func:`write_dataset` writes under its folder."""
+
+DATASET_FILE = re.compile(r"(train|test)/(DCM/ID\d{3,}/image\d+\.png|outputs_json/ID\d{3,}/image\d+\.json)")
+"""Relative paths of the files :func:`write_dataset` writes (a phantom's PNG and its annotation)."""
+
+DATASET_FOLDER = re.compile(r"(train|test)(/(DCM|outputs_json)(/ID\d{3,})?)?")
+"""Relative paths of the folders :func:`write_dataset` makes."""
+
+STAGING = re.compile(r"\.synth\.\w{8}\.tmp")
+"""Names of the folders :func:`synth_dataset` writes into before moving the splits into place
+(one left behind by a killed run counts as synth's own)."""
+
+
+def dataset_entries(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The files and folders under ``folder`` that synth wrote (:data:`DATASET_FILE`, staging
+    folders), and those it did not (anything else, links included; only train/ and test/ are
+    looked into).
+
+    Returns
+    -------
+    tuple of lists
+        ``(own, foreign)``; ``own`` lists files before the folders that hold them.
+    """
+    own, foreign = [], []
+    for path in sorted(folder.iterdir()):
+        real_folder = path.is_dir() and not path.is_symlink()
+        if real_folder and STAGING.fullmatch(path.name):
+            own.append(path)
+            continue
+        if not real_folder or path.name not in DATASET_SPLITS:
+            foreign.append(path)  # not looked into: synth writes nothing below it
+            continue
+        for entry in [path, *sorted(path.rglob("*"))]:
+            relative = entry.relative_to(folder).as_posix()
+            if entry.is_symlink():
+                foreign.append(entry)
+            elif entry.is_dir():
+                (own if DATASET_FOLDER.fullmatch(relative) else foreign).append(entry)
+            else:
+                (own if entry.is_file() and DATASET_FILE.fullmatch(relative) else foreign).append(entry)
+    return sorted(own, key=lambda entry: -len(entry.parts)), foreign
+
+
+def check_synth_folder(folder: Path, overwrite: bool) -> list[Path]:
+    """What :func:`synth_dataset` will remove from ``folder`` (its own earlier outputs); HbensError
+    in one line when ``folder`` is not empty and ``overwrite`` is not given, or when it holds
+    anything synth did not write."""
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return []
+    own, foreign = dataset_entries(folder)
+    if foreign:
+        first = foreign[0].relative_to(folder)
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise HbensError(f"{folder}: holds {first}{more}, which synth did not write; choose a new or empty "
+                         "folder (--overwrite replaces only synth's own train/ and test/)")
+    if not overwrite:
+        raise HbensError(f"{folder}: is not empty (a data set written before); pass --overwrite to replace it, "
+                         "or choose another folder")
+    return own
+
+
+def remove_own(entries: list[Path]) -> None:
+    """Remove synth's earlier outputs listed by :func:`dataset_entries` (files, then emptied folders)."""
+    for entry in entries:
+        if STAGING.fullmatch(entry.name):
+            shutil.rmtree(entry)
+        elif entry.is_dir():
+            entry.rmdir()
+        else:
+            entry.unlink()
+
+
+def synth_dataset(folder: Path | str, *, ids_train: int, ids_test: int, seed: int, size: int = IMAGE_SHAPE[0],
+                  overwrite: bool = False) -> dict[str, list[Path]]:
+    """``hbens synth``: :func:`write_dataset` into ``folder`` whole, or not at all.
+
+    ``folder`` must not exist, be empty, or with ``overwrite`` hold only what synth wrote there
+    before (:func:`dataset_entries`), which is replaced, so that images of two runs never mix.
+    Anything else in it is refused (:func:`check_synth_folder`), never removed.  The phantoms
+    are written into a staging folder inside ``folder`` first and moved into place once all are
+    written: a run that fails or is stopped leaves the folder as it found it.
+
+    Returns
+    -------
+    dict
+        ``{"train": [...], "test": [...]}``: the PNG paths written (see :func:`write_dataset`).
+    """
+    check_dataset_arguments(ids_train, ids_test, seed, size)
+    folder = Path(folder)
+    earlier = check_synth_folder(folder, overwrite)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".synth.", suffix=".tmp", dir=folder))
+    try:
+        written = write_dataset(staging, ids_train=ids_train, ids_test=ids_test, seed=seed, size=size)
+        remove_own(earlier)
+        for split in DATASET_SPLITS:
+            if (staging / split).exists():
+                (staging / split).rename(folder / split)
+    except OSError as error:
+        raise HbensError(f"{error.filename or folder}: cannot write ({error.strerror})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {split: [folder / path.relative_to(staging) for path in paths] for split, paths in written.items()}

@@ -218,3 +218,53 @@ def test_cli_synth_writes_the_phantom_dataset_and_refuses_bad_options(tmp_path):
     empty = CliRunner().invoke(cli, ["synth", str(tmp_path / "none"), "--train-ids", "0", "--test-ids", "0"])
     assert empty.exit_code == 1 and "at least one ID" in empty.output
     assert not (tmp_path / "bad").exists() and not (tmp_path / "none").exists()
+
+
+def files_under(folder):
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def test_cli_synth_refuses_a_written_folder_and_overwrite_replaces_only_its_own_data_set(tmp_path):
+    from click.testing import CliRunner
+
+    from hbens.cli import cli
+
+    def synth(*options):
+        return CliRunner().invoke(cli, ["synth", str(tmp_path / "data"), "--size", "256", *options])
+
+    assert synth("--train-ids", "2").exit_code == 0
+    before = files_under(tmp_path / "data")
+    refused = synth("--train-ids", "1")
+    assert refused.exit_code == 1 and "is not empty" in refused.output and "--overwrite" in refused.output
+    assert files_under(tmp_path / "data") == before
+    (tmp_path / "data" / ".synth.abcd1234.tmp" / "train").mkdir(parents=True)  # left by a killed run
+    assert synth("--train-ids", "1", "--overwrite").exit_code == 0
+    direct = write_dataset(tmp_path / "direct", ids_train=1, ids_test=1, seed=0, size=256)
+    assert files_under(tmp_path / "data") == files_under(tmp_path / "direct")
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["test", "train"]
+    assert [p.parent.name for p in direct["test"]] == ["ID002", "ID002"]  # ID002 was train before: gone from it
+    (tmp_path / "data" / "train" / "notes.txt").write_text("mine")
+    for options in ((), ("--overwrite",)):
+        foreign = synth(*options)
+        assert foreign.exit_code == 1 and "holds train/notes.txt, which synth did not write" in foreign.output
+    assert (tmp_path / "data" / "train" / "notes.txt").read_text() == "mine"
+
+
+def test_synth_that_fails_leaves_the_earlier_data_set(tmp_path, monkeypatch):
+    import hbens.synthetic as synthetic
+
+    synthetic.synth_dataset(tmp_path, ids_train=1, ids_test=0, seed=0, size=256)
+    before = files_under(tmp_path)
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", "x.png")
+        return write_phantom(*args, **kwargs)
+
+    write_phantom = synthetic.write_phantom
+    monkeypatch.setattr(synthetic, "write_phantom", failing)
+    with pytest.raises(HbensError, match="x.png: cannot write"):
+        synthetic.synth_dataset(tmp_path, ids_train=2, ids_test=0, seed=0, size=256, overwrite=True)
+    assert files_under(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["train"]

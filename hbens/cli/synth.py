@@ -15,15 +15,19 @@ import click
               help="Random seed: the same arguments write the same files.")
 @click.option("--size", type=click.IntRange(min=256), default=2048, show_default=True,
               help="Height and width of the images (2048 on the competition).")
-def synth(folder: str, train_ids: int, test_ids: int, seed: int, size: int) -> None:
+@click.option("--overwrite", is_flag=True,
+              help="Replace the data set synth wrote in FOLDER before (nothing else may be there).")
+def synth(folder: str, train_ids: int, test_ids: int, seed: int, size: int, overwrite: bool) -> None:
     """Write hand phantoms to FOLDER in the competition's layout: train/ and test/, each with
-    DCM/IDxxx/NAME.png and outputs_json/IDxxx/NAME.json."""
+    DCM/IDxxx/NAME.png and outputs_json/IDxxx/NAME.json.  FOLDER must be new or empty, or with
+    --overwrite hold only an earlier synth's train/ and test/."""
     from hbens.cli.options import guard_paths
     from hbens.paths import created_folder
-    from hbens.synthetic import write_dataset
+    from hbens.synthetic import synth_dataset
 
     guard_paths(reads=[], folder_writes=[("FOLDER", folder)])
     with created_folder(folder, option="FOLDER"):
-        written = write_dataset(folder, ids_train=train_ids, ids_test=test_ids, seed=seed, size=size)
+        written = synth_dataset(folder, ids_train=train_ids, ids_test=test_ids, seed=seed, size=size,
+                                overwrite=overwrite)
     click.echo(f"wrote {len(written['train'])} train and {len(written['test'])} test images of {size}x{size} "
                f"under {folder}")
