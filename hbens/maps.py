@@ -28,6 +28,7 @@ from hbens.saved_arrays import (
     find_saved_arrays,
     image_name,
     is_hbens_store,
+    map_files,
     read_saved_image,
 )
 from hbens.settings import examples
@@ -105,7 +106,7 @@ def open_map_folder(path: PathLike, fmt: ArrayFormat | None = None) -> MapFolder
     folder = Path(path)
     if not folder.is_dir():
         raise HbensError(f"{path}: not a folder; pass a folder of probability maps (or a submission CSV)")
-    stores = sorted(p for p in folder.glob("*.npz") if not p.name.startswith("."))
+    stores = map_files(p for p in folder.glob("*.npz") if not p.name.startswith("."))
     if stores and is_hbens_store(stores[0]):
         return MapFolder(str(folder), {image_name(p): MapFile(str(p)) for p in stores}, "hbens stores")
     files = find_saved_arrays(folder)

@@ -115,6 +115,8 @@ def read_settings(path: PathLike) -> object:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         language = "JSON" if is_json else "YAML"
         raise HbensError(f"{path}: not valid {language} ({clip(first, limit=120)})") from None
+    except RecursionError:
+        raise HbensError(f"{path}: nested too deeply; not a settings file") from None
 
 
 def read_csv_rows(path: PathLike) -> list[list[str]]:

@@ -42,6 +42,9 @@ def test_read_annotation_overlapping_classes(tmp_path):
          '[Infinity, 1]]}]}', "annotation 2 (Radius): 2 point(s) not finite: [1, nan], [inf, 1]"),
         ("\u00e9".encode("latin-1"), "bad.json: not UTF-8 (byte 0xe9 at offset 0)"),
         (b"\x1f\x8b\x08\x00", "bad.json: gzip-compressed, not UTF-8 text"),
+        ('{"annotations": ' + "[" * 100000 + "]" * 100000 + "}", "bad.json: nested too deeply; not an annotation"),
+        ('{"annotations": [{"label": "Ulna", "points": [[1, 2], [1e12, 5], [-2049, 3], [-2048, 4096]]}]}',
+         "annotation 1 (Ulna): 2 point(s) beyond the 2048x2048 frame by more than its size: [1e+12, 5], [-2049, 3]"),
     ],
 )
 def test_bad_annotation_files(tmp_path, content, message):
@@ -94,3 +97,27 @@ def test_single_file_ground_truth_gets_a_clear_line(tmp_path, name, content, mes
     path.write_bytes(content)
     with pytest.raises(HbensError, match=message):
         GroundTruth(path)
+
+
+def test_points_are_refused_beyond_the_frame_by_more_than_its_size(tmp_path):
+    """Issue 19: a point at 1e12 overflowed OpenCV's int32 and the Dice was silently wrong."""
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"annotations": [{"label": "Ulna", "points": [[-8, -8], [15, 0], [15, 15]]}]}))
+    assert read_annotation(path, (8, 8))["Ulna"][1].sum() > 0
+    beyond = r"2 point\(s\) beyond the 7x8 frame by more than its size: \[-8, -8\], \[15, 15\]"
+    with pytest.raises(HbensError, match=beyond):
+        read_annotation(path, (7, 8))
+
+
+def test_only_regular_annotation_files_are_read(tmp_path):
+    import os
+
+    (tmp_path / "ID001").mkdir()
+    os.mkfifo(tmp_path / "ID001" / "a.json")
+    with pytest.raises(HbensError, match="no annotation"):
+        GroundTruth(tmp_path)
+    (tmp_path / "ID001" / "b.json").write_text('{"annotations": []}')
+    assert GroundTruth(tmp_path).images == ["b.png"]
+    (tmp_path / "ID001" / "c.json").mkdir()
+    with pytest.raises(HbensError, match="c.json: a folder named like an annotation file"):
+        GroundTruth(tmp_path)

@@ -17,6 +17,7 @@ from hbens.classes import CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
 from hbens.probabilities import FLOOR, ProbabilityStore, dequantize, tight_crop, write_store
 from hbens.saved_arrays import (
+    EXACT_FLOOR,
     PROBABILITY_CLIP,
     ArrayFormat,
     SavedImage,
@@ -261,6 +262,51 @@ def test_folders(tmp_path, rng):
     np.save(arrays / "a.npy", np.zeros(3))
     with pytest.raises(HbensError, match="one file per image"):
         find_saved_arrays(arrays)
+
+
+def test_only_regular_files_are_opened_and_a_folder_named_like_a_map_is_named(tmp_path):
+    """Issue 19: a FIFO named x.npz blocked fuse forever; a folder x.npz/ gave "no probability maps"."""
+    import os
+
+    from hbens.maps import open_map_folder
+
+    arrays, stores = tmp_path / "arrays", tmp_path / "stores"
+    arrays.mkdir()
+    stores.mkdir()
+    os.mkfifo(arrays / "a.npy")
+    os.mkfifo(stores / "a.npz")
+    np.save(arrays / "b.npy", np.zeros((29, 4, 4), np.float32))
+    write_store(stores / "b.npz", [tight_crop(np.zeros((4, 4)), (0, 0))] * 29, (4, 4))
+    assert find_saved_arrays(arrays) == [arrays / "b.npy"]
+    assert open_map_folder(arrays).images == open_map_folder(stores).images == ["b.png"]
+    assert open_map_folder(stores).kind == "hbens stores"
+    for folder, name in ((arrays, "x.npy"), (stores, "x.npz")):
+        (folder / name).mkdir()
+        with pytest.raises(HbensError, match=f"{name}: a folder named like a probability map"):
+            open_map_folder(folder)
+
+
+def test_saved_arrays_read_directly_keep_their_precision(tmp_path, rng):
+    """uint8 levels stay uint8 crops; uint16 p x 10000 and floats are float32 crops of their own values."""
+    from hbens.maps import MapFile
+
+    p = bone_probabilities(rng, 2, SIZE)
+    saved = {"u8.npy": np.rint(p * 255).astype(np.uint8), "u16.npy": np.rint(p * 10000).astype(np.uint16),
+             "f16.npy": p.astype(np.float16), "f32.npy": p.astype(np.float32)}
+    fmt = ArrayFormat(classes=FEW[:2], size=SIZE)
+    for name, values in saved.items():
+        np.save(tmp_path / name, values)
+        maps = MapFile(str(tmp_path / name), fmt).read()
+        expected = {"u8.npy": np.uint8}.get(name, np.float32)
+        assert {crop.values.dtype for crop in maps.crops} == {np.dtype(expected)}, name
+        assert maps.meta["precision"] == ("uint8" if name == "u8.npy" else "float16")
+        exact = values.astype(np.float32) / np.float32({"u8.npy": 255, "u16.npy": 10000}.get(name, 1))
+        for crop, channel in zip(maps.crops, exact):
+            top, left, bottom, right = crop.box
+            assert np.array_equal(dequantize(crop.values), channel[top:bottom, left:right]), name
+            outside = channel.copy()
+            outside[top:bottom, left:right] = 0
+            assert outside.max() <= EXACT_FLOOR, name
 
 
 def test_reader_pickles_for_workers(tmp_path, rng):

@@ -79,6 +79,7 @@ def fuse(inputs, output, strategy, threshold, thresholds, space, stores_out, pre
     if weights is not None and len(weights) != n:
         raise click.BadParameter(f"{len(weights)} weights for {n} inputs; give one per input", param_hint="--weights")
     refuse_repeated("INPUTS", inputs)
+    refuse_repeated("--scores", scores, advice="give each input's validation scores, one file per input")
     guard_paths(reads=[*(("INPUTS", path) for path in inputs), *(("--scores", path) for path in scores),
                        ("--class-weights", class_weights), ("--clean-config", clean["clean_config"]),
                        ("--thresholds", thresholds), ("--classes", array_classes)],

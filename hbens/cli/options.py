@@ -173,15 +173,15 @@ def guard_paths(*, reads: Sequence[Named], writes: Sequence[Named] = (), folder_
     click.get_current_context().meta[OUTPUTS] = outputs
 
 
-def refuse_repeated(option: str, paths: Sequence[str]) -> None:
+def refuse_repeated(option: str, paths: Sequence[str],
+                    advice: str = "give each input once (to count one more, use --weights)") -> None:
     """UsageError when two of ``paths`` name the same file: each input counts once (--weights counts more)."""
     from hbens.paths import same_file
 
     for number, path in enumerate(paths):
         for earlier in paths[:number]:
             if same_file(earlier, path):
-                raise click.UsageError(f"{option} {earlier} and {path} are the same file; give each input once "
-                                       "(to count one more, use --weights)")
+                raise click.UsageError(f"{option} {earlier} and {path} are the same file; {advice}")
 
 
 def finish(summary, description: str, cleanup, report: str | None, quiet: bool, inputs: tuple = ()) -> None:

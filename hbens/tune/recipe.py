@@ -44,6 +44,7 @@ from hbens.maps import Inputs, MapFolder
 from hbens.outputs import PathLike, atomic_open
 from hbens.postproc.clean import CleanConfig
 from hbens.postproc.crf import CRFParams
+from hbens.settings import read_text
 
 FORMAT = "hbens-recipe"
 VERSION = 1
@@ -145,12 +146,7 @@ def read_recipe(path: PathLike) -> Recipe:
     version: expected 1 (the recipe version this hbens reads), got 2
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise HbensError(f"{path}: cannot read ({error.strerror}); check the path") from None
-    except UnicodeDecodeError:
-        raise HbensError(f"{path}: not UTF-8 text; is this a recipe written by hbens tune?") from None
+    text = read_text(path)
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except _DuplicateKey as error:
@@ -161,6 +157,8 @@ def read_recipe(path: PathLike) -> Recipe:
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         line = mark.line + 1 if mark else None
         raise HbensError(located(path, line, f"not valid YAML ({problem})")) from None
+    except RecursionError:
+        raise HbensError(f"{path}: nested too deeply; is this a recipe written by hbens tune?") from None
     return _from_data(data, str(path))
 
 
