@@ -221,6 +221,50 @@ def other_size_image(tmp: Path, world: World) -> None:
         cv2.imwrite(str(tmp / "imgs" / png.name), np.zeros((128, 128), np.uint8))
 
 
+def fifo(name: str, *extra: Callable[[Path, World], None]) -> Callable[[Path, World], None]:
+    """A setup making a FIFO ``tmp/name`` (opening it would block forever), then running ``extra``."""
+    def setup(tmp: Path, world: World) -> None:
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(tmp / name)
+        for other in extra:
+            other(tmp, world)
+    return setup
+
+
+def annotation(text: str) -> Callable[[Path, World], None]:
+    """A setup copying the world's annotations to ``tmp/gt``, the first image's replaced by ``text``."""
+    def setup(tmp: Path, world: World) -> None:
+        for path in world.gt.rglob("*.json"):
+            write(f"gt/{path.relative_to(world.gt)}", path.read_bytes())(tmp, world)
+        write(f"gt/{world.json.relative_to(world.gt)}", text)(tmp, world)
+    return setup
+
+
+def sparse_text(name: str, size: int) -> Callable[[Path, World], None]:
+    """A setup writing ``tmp/name``: a text line, then zeros up to ``size`` bytes (a sparse file)."""
+    def setup(tmp: Path, world: World) -> None:
+        with open(tmp / name, "wb") as handle:
+            handle.write(b"#" * 8191 + b"\n")
+            handle.truncate(size)
+    return setup
+
+
+def nan_array(folder: str) -> Callable[[Path, World], None]:
+    """A setup saving the saved array of the world's first image, all NaN, into ``tmp/folder``."""
+    def setup(tmp: Path, world: World) -> None:
+        np.save(tmp / folder / f"{world.image.stem}.npy", np.full((len(CLASSES), *SHAPE), np.nan, np.float32))
+    return setup
+
+
+def stores_copy(folder: str) -> Callable[[Path, World], None]:
+    """A setup copying the world's stores into ``tmp/folder``."""
+    def setup(tmp: Path, world: World) -> None:
+        (tmp / folder).mkdir(parents=True, exist_ok=True)
+        for path in world.stores.iterdir():
+            (tmp / folder / path.name).write_bytes(path.read_bytes())
+    return setup
+
+
 # -- the table ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -462,6 +506,44 @@ CASES = [
          says="not a Dask scheduler address"),
     Case("fuse-scheduler-unreachable", FUSE + " -o {t}/f.csv --quiet --scheduler tcp://127.0.0.1:1",
          says="cannot connect within 10 s"),
+    # issue 19: bounds and exact reading. Every side file is read under the cap (recipes too: apply
+    # /dev/zero grew to 21 GB); only regular files are opened in map folders (a FIFO blocked fuse
+    # forever) and a folder named like a map is named; sizes, JSON nesting and coordinates are bounded.
+    Case("apply-recipe-dev-zero", "apply /dev/zero {stores} {csv1} -o {t}/a.csv", says="/dev/zero: binary data"),
+    Case("apply-recipe-over-the-cap", "apply {t}/r.yaml {stores} {csv1} -o {t}/a.csv", says="larger than 64 MB",
+         setup=sparse_text("r.yaml", 65 * 2**20)),
+    Case("apply-recipe-nested-deep", "apply {t}/r.yaml {stores} {csv1} -o {t}/a.csv", says="nested too deeply",
+         setup=write("r.yaml", "[" * 100000)),
+    Case("clean-config-nested-deep", CLEAN + " -o {t}/c.csv --clean-config {t}/c.json", says="nested too deeply",
+         setup=write("c.json", "[" * 100000 + "]" * 100000)),
+    Case("fuse-fifo-only-in-store-folder", "fuse {t}/st {csv1} -o {t}/f.csv", says="no probability maps",
+         setup=fifo("st/x.npz")),
+    Case("score-fifo-only-in-map-folder", "score {t}/st --gt {gt}", says="no probability maps",
+         setup=fifo("st/IMG.npz")),
+    Case("score-fifo-beside-a-nan-array", "score {t}/sv --gt {gt} --missing empty", says="holds NaN",
+         setup=fifo("sv/a.npy", nan_array("sv"))),
+    Case("fuse-fifo-in-store-folder-still-checks", "fuse {t}/st {csv1} -o {t}/st/f.csv", says="lies inside",
+         setup=fifo("st/a.npz", stores_copy("st"))),
+    Case("fuse-subfolder-named-npz", "fuse {t}/st {csv1} -o {t}/f.csv", says="x.npz: a folder named like",
+         setup=lambda tmp, world: (stores_copy("st")(tmp, world), (tmp / "st" / "x.npz").mkdir())),
+    Case("crf-subfolder-named-npz", CRF.replace("{stores}", "{t}/st") + " -o {t}/r", says="a folder named like",
+         setup=lambda tmp, world: (tmp / "st" / "x.npz").mkdir(parents=True)),
+    Case("import-subfolder-named-npy", "import {t}/sv -o {t}/imp", says="x.npy: a folder named like",
+         setup=lambda tmp, world: (tmp / "sv" / "x.npy").mkdir(parents=True)),
+    Case("import-size-huge", "import {stores} -o {t}/imp --size 1000000", USAGE, says="1000000"),
+    Case("predict-size-huge", PREDICT_FAKE + " --size 1000000", USAGE, says="1000000"),
+    Case("score-gt-nested-deep", "score {csv1} --gt {t}/gt --image-size 256", says="nested too deeply",
+         setup=annotation('{"annotations": ' + "[" * 100000 + "]" * 100000 + "}")),
+    Case("score-gt-point-far-out", "score {csv1} --gt {t}/gt --image-size 256", says="beyond the",
+         setup=annotation('{"annotations": [{"label": "Ulna", "points": [[1, 2], [1e12, 5], [9, 9]]}]}')),
+    Case("score-gt-point-infinite", "score {csv1} --gt {t}/gt --image-size 256", says="not finite",
+         setup=annotation('{"annotations": [{"label": "Ulna", "points": [[1, 2], [Infinity, 5], [9, 9]]}]}')),
+    Case("crf-gt-point-far-out", CRF + " -o {t}/r --gt {t}/gt", says="beyond the 256x256 frame",
+         setup=annotation('{"annotations": [{"label": "Ulna", "points": [[1, 2], [-1e9, 5], [9, 9]]}]}')),
+    Case("score-gt-fifo-only", "score {csv1} --gt {t}/gt --image-size 256", says="no annotation",
+         setup=fifo("gt/ID0/x.json")),
+    Case("fuse-scores-twice", CLASSWISE + " --scores {scores1} --scores {w}/./scores1.csv -o {t}/f.csv", USAGE,
+         says="are the same file"),
 ]
 
 
