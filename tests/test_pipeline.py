@@ -224,16 +224,19 @@ class DaskCluster:
         from distributed import Client
 
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                with Client(self.address, timeout=5) as client:
-                    if n_workers:
-                        client.wait_for_workers(n_workers, timeout=max(1, deadline - time.monotonic()))
-                    return
-            except (OSError, TimeoutError):
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise
+        try:
+            while True:
+                try:
+                    with Client(self.address, timeout=5) as client:
+                        if n_workers:
+                            client.wait_for_workers(n_workers, timeout=max(1, deadline - time.monotonic()))
+                        return
+                except (OSError, TimeoutError):
+                    if time.monotonic() > deadline:
+                        raise
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         for process in [*self.workers, self.scheduler]:
