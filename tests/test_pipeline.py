@@ -110,7 +110,7 @@ class Task:
     image: str
     files: list[File | None]
     store: str | None = path_field(None)
-    folders: dict[str, str] = path_field(dict)
+    folders: dict[str, str] | None = path_field(None)
 
 
 def test_absolute_paths_resolves_path_fields_only(tmp_path, monkeypatch):
