@@ -520,10 +520,11 @@ def smooth_probabilities(rng, n, shape):
     return 1 / (1 + np.exp(-np.stack([resize_reference(c, shape) for c in coarse])))
 
 
-def fused_against_oracle(folder, rng, kind, weights, threshold, shape, classes=CLASSES[:4], images=3):
-    """Fuse three folders of ``kind`` arrays with ``weights`` and ``threshold``; per image and class, the
-    pixels that differ from the float64 vote ``sum(w_i p_i) > threshold * sum(w)`` of the source values
-    although the oracle's mean is more than NEAR from the threshold, and the oracle's foreground count."""
+def fused_against_oracle(folder, rng, kind, weights, threshold, shape, classes=CLASSES[:4], images=3, cli=False):
+    """Fuse three folders of ``kind`` arrays with ``weights`` and ``threshold`` (with ``hbens fuse`` when
+    ``cli``); per image and class, the pixels that differ from the float64 vote ``sum(w_i p_i) >
+    threshold * sum(w)`` of the source values although the oracle's mean is more than NEAR from the
+    threshold, and the oracle's foreground count."""
     from hbens.ensemble.soft import fuse_inputs
     from hbens.saved_arrays import ArrayFormat
     from hbens.submission import read_submission
@@ -536,11 +537,21 @@ def fused_against_oracle(folder, rng, kind, weights, threshold, shape, classes=C
             saved = save(smooth_probabilities(rng, len(classes), shape))
             np.save(folder / f"m{k}" / f"img{i}.npy", saved)
             values[k, i] = meaning(saved)
-    rules = {name: rule for name, rule in soft_rules(3, weights=weights, threshold=threshold).items()
-             if name in classes}
-    fuse_inputs([folder / f"m{k}" for k in range(3)], folder / "out.csv", rules,
-                array_format=ArrayFormat(classes=classes, size=shape))
-    rows = read_submission(folder / "out.csv")
+    if cli:
+        from click.testing import CliRunner
+
+        from hbens.cli import cli as hbens
+
+        args = ["fuse", *(str(folder / f"m{k}") for k in range(3)), "-o", str(folder / "out.csv"), "--quiet",
+                "--weights", ",".join(map(str, weights)), "--threshold", str(threshold)]
+        result = CliRunner().invoke(hbens, args)
+        assert result.exit_code == 0, result.output
+    else:
+        rules = {name: rule for name, rule in soft_rules(3, weights=weights, threshold=threshold).items()
+                 if name in classes}
+        fuse_inputs([folder / f"m{k}" for k in range(3)], folder / "out.csv", rules,
+                    array_format=ArrayFormat(classes=classes, size=shape))
+    rows = read_submission(folder / "out.csv", shape)
     w = np.asarray(weights, np.float64)
     wrong = foreground = 0
     for i in range(images):
@@ -557,6 +568,13 @@ def fused_against_oracle(folder, rng, kind, weights, threshold, shape, classes=C
 def test_saved_arrays_fuse_as_a_float64_vote_of_their_values(tmp_path, rng, kind):
     """Issue 19: ``uint16(p*10000)`` (or float32) folders read directly are never rounded to 1/255."""
     wrong, foreground = fused_against_oracle(tmp_path, rng, kind, (1.5, 1, 1), 0.3, (64, 64))
+    assert wrong == 0 and foreground > 0
+
+
+def test_hbens_fuse_of_uint16_folders_is_the_float64_vote(tmp_path, rng):
+    """The issue's command: ``hbens fuse A B C --weights 1.5,1,1 --threshold 0.3`` on uint16(p*10000) folders."""
+    wrong, foreground = fused_against_oracle(tmp_path, rng, "uint16", (1.5, 1, 1), 0.3, (64, 64), classes=CLASSES,
+                                             cli=True)
     assert wrong == 0 and foreground > 0
 
 
