@@ -9,11 +9,16 @@ images; every stage is scored against the test images' ground truth.  It prints 
 writes ``report.html``.
 
 The run is a list of steps (:data:`STEPS`, name -> function of a :class:`DemoRun`); a step
-that scores a submission adds a :class:`hbens.report.Stage`.
+that scores a submission adds a :class:`hbens.report.Stage`.  The folder holds a marker
+(:data:`MARKER`) from the first step on, which says when the demo finished: a demo stopped
+before that is started again from scratch in its folder (:func:`prepare_folder`).
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -31,6 +36,16 @@ if TYPE_CHECKING:
     from hbens.tune.recipe import Recipe
 
 SPLITS = ("train", "val", "test")
+MARKER = ".hbens-demo.json"
+"""The demo's marker in its folder: ``{"demo": "running" | "finished", "quick": ..., "seed": ...}``."""
+OUTPUTS = ("data", "checkpoints", "stores", "submissions", "recipe.yaml", "report.html", MARKER)
+"""Everything the demo writes in its folder (with the temporaries of its atomic writes)."""
+PROGRESS_LINES = 8
+"""Progress lines per model during training (when a progress callback is given)."""
+
+
+class DemoStopped(Exception):
+    """Training was told to stop (the demo is being interrupted)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,6 +159,7 @@ class DemoRun:
     plan: DemoPlan
     seed: int
     log: Callable[[str], None]
+    progress: Callable[[str], None] | None = None
     checkpoints: dict[str, Path] = field(default_factory=dict)
     stages: list[Stage] = field(default_factory=list)
     submissions: dict[str, Path] = field(default_factory=dict)
@@ -251,7 +267,8 @@ def build_model(model: TinyModel, *, seed: int):
                             classes=len(CLASSES), **model.kwargs)
 
 
-def train_model(module, images: np.ndarray, masks: np.ndarray, *, steps: int, batch: int, seed: int):
+def train_model(module, images: np.ndarray, masks: np.ndarray, *, steps: int, batch: int, seed: int,
+                stop: threading.Event | None = None, progress: Callable[[int, float], None] | None = None):
     """Train ``module`` on the CPU with BCE + Dice loss; return it in eval mode.
 
     Parameters
@@ -266,6 +283,15 @@ def train_model(module, images: np.ndarray, masks: np.ndarray, *, steps: int, ba
         Optimizer steps (AdamW, one-cycle learning rate), images per step (drawn with
         replacement, half of them mirrored) and the seed of the draws.  The draws use their own
         generator, so models trained at the same time in threads stay reproducible.
+    stop : threading.Event, optional, keyword-only
+        Checked before each step: once set, :class:`DemoStopped` is raised (within a step).
+    progress : callable, optional, keyword-only
+        Called with the step number and its loss every ``steps / PROGRESS_LINES`` steps.
+
+    Raises
+    ------
+    DemoStopped
+        When ``stop`` is set before the last step.
     """
     import torch
 
@@ -276,7 +302,10 @@ def train_model(module, images: np.ndarray, masks: np.ndarray, *, steps: int, ba
     optimizer = torch.optim.AdamW(module.parameters(), lr=0.01, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.01, total_steps=steps, pct_start=0.15)
     draws = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
+    every = max(1, steps // PROGRESS_LINES)
+    for step in range(1, steps + 1):
+        if stop is not None and stop.is_set():
+            raise DemoStopped(f"stopped before step {step} of {steps}")
         pick = torch.randint(len(x_all), (batch,), generator=draws)
         flip = (torch.rand(batch, generator=draws) < 0.5)[:, None, None, None]
         x, y = x_all[pick], y_all[pick].float()
@@ -289,6 +318,8 @@ def train_model(module, images: np.ndarray, masks: np.ndarray, *, steps: int, ba
         loss.backward()
         optimizer.step()
         schedule.step()
+        if progress is not None and (step % every == 0 or step == steps):
+            progress(step, loss.item())
     return module.eval().to(memory_format=torch.contiguous_format)
 
 
@@ -297,7 +328,9 @@ def train_models(run: DemoRun) -> None:
 
     Each model trains on one thread: on two cores, two single-threaded trainings run several
     times faster than one after the other on two threads (small kernels spend their time
-    waiting for each other, the more so on a busy machine).
+    waiting for each other, the more so on a busy machine).  When this thread is interrupted
+    (Ctrl-C), the trainings stop at their next step before the interruption goes on; with
+    ``run.progress``, each training reports its step and loss :data:`PROGRESS_LINES` times.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -312,14 +345,28 @@ def train_models(run: DemoRun) -> None:
     seeds = {name: run.seed + number for number, name in enumerate(run.plan.models)}
     modules = {name: build_model(TINY_MODELS[name], seed=seed) for name, seed in seeds.items()}
 
+    stop = threading.Event()
+
     def train(name: str):
         started = time.perf_counter()
+        report = None
+        if run.progress is not None:
+            def report(step: int, loss: float) -> None:
+                run.progress(f"training {name}: step {step}/{run.plan.steps}, loss {loss:.3f}, "
+                             f"{time.perf_counter() - started:.0f} s")
         module = train_model(modules[name], images, masks, steps=run.plan.steps, batch=run.plan.batch,
-                             seed=seeds[name])
+                             seed=seeds[name], stop=stop, progress=report)
         return module, time.perf_counter() - started
 
-    with ThreadPoolExecutor(min(cores(), len(modules))) as pool:
-        trained = dict(zip(modules, pool.map(train, modules)))
+    pool = ThreadPoolExecutor(min(cores(), len(modules)))
+    try:
+        futures = {name: pool.submit(train, name) for name in modules}
+        trained = {name: future.result() for name, future in futures.items()}
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     for name, (module, seconds) in trained.items():
         model = TINY_MODELS[name]
         run.checkpoints[name] = SAVERS[model.checkpoint](module, model=model, folder=folder, name=name,
@@ -525,6 +572,63 @@ def write_truth_csv(truth: Path, output: Path, *, shape: tuple[int, int]) -> Non
                               for image, runs in GroundTruth(truth, shape) for name in CLASSES})
 
 
+def demo_state(folder: Path) -> str | None:
+    """What the marker in ``folder`` says (``running`` or ``finished``); None without a readable one."""
+    marker = folder / MARKER
+    if marker.is_symlink() or not marker.is_file():
+        return None
+    try:
+        state = json.loads(marker.read_text(encoding="utf-8")).get("demo")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return state if state in ("running", "finished") else None
+
+
+def write_marker(folder: Path, state: str, *, quick: bool, seed: int) -> None:
+    """Write the demo's marker (:data:`MARKER`) in ``folder``."""
+    (folder / MARKER).write_text(json.dumps({"demo": state, "quick": quick, "seed": seed}) + "\n",
+                                 encoding="utf-8")
+
+
+def is_demo_output(entry: Path) -> bool:
+    """Whether an entry of a demo's folder is one the demo writes (:data:`OUTPUTS`, temporaries);
+    links never are."""
+    from hbens.paths import TEMPORARY
+
+    return not entry.is_symlink() and (entry.name in OUTPUTS or bool(TEMPORARY.fullmatch(entry.name)))
+
+
+def prepare_folder(folder: Path, *, quick: bool, seed: int) -> bool:
+    """Make ``folder`` ready for a demo and mark it running; True when a stopped demo was cleared first.
+
+    ``folder`` may not exist, be empty, or hold an unfinished demo (its marker says ``running``)
+    and nothing else: the demo's own outputs (:data:`OUTPUTS`) are then removed, so that it starts
+    again from scratch.  A finished demo, a folder without the marker or with other entries
+    beside an unfinished demo are refused (HbensError), and nothing is removed.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise HbensError(f"{folder}: exists and is not a folder; choose another -o")
+    entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    if entries:
+        state = demo_state(folder)
+        if state is None:
+            raise HbensError(f"{folder}: exists and is not an empty folder; remove it or choose another -o")
+        if state == "finished":
+            raise HbensError(f"{folder}: holds a finished demo (report.html); remove it or choose another -o")
+        foreign = [entry.name for entry in entries if not is_demo_output(entry)]
+        if foreign:
+            raise HbensError(f"{folder}: holds an unfinished demo and {foreign[0]}, which the demo did not write; "
+                             "move it away to start the demo again there, or choose another -o")
+        for entry in entries:
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    write_marker(folder, "running", quick=quick, seed=seed)
+    return bool(entries)
+
+
 @dataclass(frozen=True)
 class DemoResult:
     """What a demo run left: its stages, the printed table, the report and the seconds of each step."""
@@ -536,19 +640,23 @@ class DemoResult:
 
 
 def run_demo(folder: Path | str, *, quick: bool = False, seed: int = 0,
-             log: Callable[[str], None] = lambda text: None) -> DemoResult:
+             log: Callable[[str], None] = lambda text: None,
+             progress: Callable[[str], None] | None = None) -> DemoResult:
     """Run the whole demo into ``folder`` and write ``folder/report.html``.
 
     Parameters
     ----------
     folder : path
-        Output folder; it must not exist or be empty.
+        Output folder; it must not exist, be empty, or hold an unfinished demo, which starts
+        again from scratch (:func:`prepare_folder`).
     quick : bool, keyword-only
         The smaller plan (:data:`PLANS` ``quick``): fewer, smaller images and shorter training.
     seed : int, keyword-only
         Seed of the phantoms, the weights and the training draws.
     log : callable, keyword-only
         Receives one line per step as it ends.
+    progress : callable, optional, keyword-only
+        Receives progress lines during the longer steps (each training's step and loss).
 
     Returns
     -------
@@ -560,21 +668,18 @@ def run_demo(folder: Path | str, *, quick: bool = False, seed: int = 0,
     from hbens.report import build_report, stage_lines, write_report
 
     folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise HbensError(f"{folder}: exists and is not an empty folder; remove it or choose another -o")
-    folder.mkdir(parents=True, exist_ok=True)
+    if prepare_folder(folder, quick=quick, seed=seed):
+        log(f"{folder}: removed the outputs of a demo stopped before its end; starting again")
     plan = PLANS["quick" if quick else "default"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    run = DemoRun(folder=folder, plan=plan, seed=seed, log=log)
+    run = DemoRun(folder=folder, plan=plan, seed=seed, log=log, progress=progress)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", JIT_DEPRECATED, FutureWarning)
-            for name, step in STEPS.items():
-                started = time.perf_counter()
-                step(run)
-                run.seconds[name] = time.perf_counter() - started
-                log(f"[{name}] {run.seconds[name]:.1f} s")
+        for name, step in STEPS.items():
+            started = time.perf_counter()
+            step(run)
+            run.seconds[name] = time.perf_counter() - started
+            log(f"[{name}] {run.seconds[name]:.1f} s")
     finally:
         torch.set_num_threads(threads)
     steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in run.seconds.items())
@@ -588,4 +693,5 @@ def run_demo(folder: Path | str, *, quick: bool = False, seed: int = 0,
                         stages=run.stages, figures=figures(run), recipe=run.recipe, notes=notes)
     report = folder / "report.html"
     write_report(report, page)
+    write_marker(folder, "finished", quick=quick, seed=seed)
     return DemoResult(run.stages, stage_lines(run.stages), report, run.seconds)
