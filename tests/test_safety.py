@@ -265,6 +265,40 @@ def stores_copy(folder: str) -> Callable[[Path, World], None]:
     return setup
 
 
+def synthesized(folder: str, *extra: Callable[[Path, World], None]) -> Callable[[Path, World], None]:
+    """A setup writing synth's data set (one ID of 256 px) into ``tmp/folder``, then running ``extra``."""
+    def setup(tmp: Path, world: World) -> None:
+        from hbens.synthetic import write_dataset
+
+        write_dataset(tmp / folder, ids_train=1, ids_test=0, seed=0, size=256)
+        for other in extra:
+            other(tmp, world)
+    return setup
+
+
+def traced(name: str, classes: int) -> Callable[[Path, World], None]:
+    """A setup saving a 1x1 convolution to ``classes`` channels as TorchScript ``tmp/name``."""
+    def setup(tmp: Path, world: World) -> None:
+        import warnings
+
+        import torch
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.jit.trace(torch.nn.Conv2d(3, classes, 1), torch.rand(1, 3, 8, 8)).save(str(tmp / name))
+    return setup
+
+
+def stopped_demo(state: str, *extra: Callable[[Path, World], None]) -> Callable[[Path, World], None]:
+    """A setup writing ``tmp/d`` as a demo left it (marker saying ``state``, data), then running ``extra``."""
+    def setup(tmp: Path, world: World) -> None:
+        write("d/.hbens-demo.json", json.dumps({"demo": state, "quick": True, "seed": 0}))(tmp, world)
+        write("d/data/train/DCM/ID001/a.png", world.image.read_bytes())(tmp, world)
+        for other in extra:
+            other(tmp, world)
+    return setup
+
+
 # -- the table ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -544,6 +578,30 @@ CASES = [
          setup=fifo("gt/ID0/x.json")),
     Case("fuse-scores-twice", CLASSWISE + " --scores {scores1} --scores {w}/./scores1.csv -o {t}/f.csv", USAGE,
          says="are the same file"),
+    # issue 19: predict, synth, demo. synth refuses a non-empty folder unless --overwrite, which replaces only
+    # its own train/ and test/ (anything else is refused, never removed; a failed write keeps the old set);
+    # a demo folder is refused unless empty or holding only a stopped demo; TorchScript errors are one line.
+    Case("synth-into-its-earlier-data-set", "synth {t}/s --size 256 --train-ids 2", says="pass --overwrite",
+         setup=synthesized("s")),
+    Case("synth-into-a-folder-with-a-file", "synth {t}/s --size 256", says="which synth did not write",
+         setup=write("s/notes.txt", "mine")),
+    Case("synth-overwrite-file-inside-its-split", "synth {t}/s --size 256 --overwrite",
+         says="holds train/notes.txt, which synth did not write", setup=synthesized("s", write("s/train/notes.txt", "x"))),
+    Case("synth-overwrite-the-world", "synth {w} --overwrite", says="which synth did not write"),
+    Case("synth-overwrite-split-is-a-link", "synth {t}/s --size 256 --overwrite", says="which synth did not write",
+         setup=lambda tmp, world: ((tmp / "s").mkdir(), (tmp / "s" / "train").symlink_to(world.images))),
+    Case("synth-overwrite-disk-full", "synth {t}/s --size 256 --overwrite", says="cannot write", fsize=1000,
+         setup=synthesized("s")),
+    Case("demo-into-a-folder-with-a-file", "demo -o {t}/d", says="not an empty folder",
+         setup=write("d/notes.txt", "mine")),
+    Case("demo-stopped-beside-a-file", "demo -o {t}/d", says="holds an unfinished demo and notes.txt",
+         setup=stopped_demo("running", write("d/notes.txt", "mine"))),
+    Case("demo-finished", "demo -o {t}/d --quick", says="holds a finished demo",
+         setup=stopped_demo("finished", write("d/report.html", "<html>"))),
+    Case("predict-torchscript-wrong-channels", "predict --ckpt {t}/m.ts --images {images} -o {t}/p --quiet",
+         says="gives 5 channels, expected 29", setup=traced("m.ts", 5)),
+    Case("predict-torchscript-as-state-dict", PREDICT_FAKE.replace("{fake_ckpt}", "{t}/m.ts") + " --format state-dict",
+         says="not a PyTorch checkpoint", setup=traced("m.ts", 29)),
 ]
 
 
@@ -641,7 +699,7 @@ def test_wrong_command_fails_cleanly(case: Case, world: World, tmp_path: Path, r
 def test_the_table_covers_every_command() -> None:
     commands = {case.args.split()[0] for case in CASES}
     assert commands == {"check", "score", "fuse", "clean", "predict", "crf", "show", "synth", "tune", "apply",
-                        "import"}
+                        "import", "demo"}
     assert len(CASES) >= 80 and len({case.name for case in CASES}) == len(CASES)
 
 
