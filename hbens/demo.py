@@ -663,13 +663,13 @@ def run_demo(folder: Path | str, *, quick: bool = False, seed: int = 0,
     DemoResult
         The scored stages, the table's lines (stage, mean Dice, three worst classes) and the report.
     """
+    folder = Path(folder)
+    if prepare_folder(folder, quick=quick, seed=seed):
+        log(f"{folder}: removed the outputs of a demo stopped before its end; starting again")
     import torch
 
     from hbens.report import build_report, stage_lines, write_report
 
-    folder = Path(folder)
-    if prepare_folder(folder, quick=quick, seed=seed):
-        log(f"{folder}: removed the outputs of a demo stopped before its end; starting again")
     plan = PLANS["quick" if quick else "default"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
