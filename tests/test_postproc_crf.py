@@ -119,10 +119,10 @@ def store_contents(path):
 
 
 def crf_on_arrays(tmp_path, images, arrays):
-    result = CliRunner().invoke(cli, ["crf", str(arrays), "--images", str(images), "-o", str(tmp_path / "from-arrays"),
-                                      "--classes", str(tmp_path / "classes.txt"), "--iterations", "2",
-                                      "--csv", str(tmp_path / "arrays.csv"), "--quiet"])
-    assert result.exit_code == 0, result.output
+    """``crf_folder`` of the saved arrays with the CRF settings of the tests' imported stores."""
+    summary = crf_folder(arrays, images, tmp_path / "from-arrays", CRFParams(iterations=2), csv=tmp_path / "arrays.csv",
+                         array_format=ArrayFormat(classes=CLASS_PAIR))
+    assert summary.images == 2 and not summary.failed
 
 
 def test_crf_on_uint8_saved_arrays_equals_crf_on_the_imported_stores(tmp_path, rng):
