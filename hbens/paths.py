@@ -21,6 +21,18 @@ Named = tuple[str, PathLike | None]
 """A path and the option that gave it, e.g. ``("-o", "out.csv")``;
 a None path (an option not given) is skipped."""
 
+Written = Named | tuple[str, PathLike | None, Sequence[str]]
+"""An output file: its option, its path and optionally the suffixes of its format (:data:`CSV`)."""
+
+CSV = (".csv",)
+"""Suffixes of the CSV files hbens writes (submissions, scores, reports)."""
+
+YAML = (".yaml", ".yml")
+"""Suffixes of recipes."""
+
+HTML = (".html", ".htm")
+"""Suffixes of reports."""
+
 TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 """Names of the temporaries of :func:`hbens.outputs.atomic_path`: ``.{name}.XXXXXXXX.tmp``."""
 
@@ -45,17 +57,32 @@ def _inside(inner: Path, outer: Path) -> bool:
     return inner.resolve().is_relative_to(outer.resolve()) or same_file(inner, outer)
 
 
-def _check_file_output(option: str, path: Path) -> None:
-    """Refuse an output file that is a folder, or whose folder is missing or is a file."""
+def _check_file_output(option: str, path: Path, created: Sequence[Path] = ()) -> None:
+    """Refuse an output file that is a folder, or whose folder is missing or is a file.
+
+    A file inside one of the ``created`` output folders may name a folder that does not exist yet:
+    the command creates it before writing (``predict --csv OUT/sub.csv -o OUT``).
+    """
     if path.is_dir():
         raise HbensError(f"{option} {path}: is a folder; give a file path")
     parent = path.parent
-    if parent.exists() and not parent.is_dir():
-        raise HbensError(f"{option} {path}: {parent} is a file, not a folder; choose another {option} path")
-    if not parent.exists():
+    for folder in (parent, *parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise HbensError(f"{option} {path}: {folder} is a file, not a folder; choose another {option} path")
+            break
+    if not parent.exists() and not any(_inside(path, folder) for folder in created):
         raise HbensError(
             f"{option} {path}: folder {parent} does not exist; create it or choose another {option} path"
         )
+
+
+def _check_suffix(option: str, path: Path, suffixes: Sequence[str]) -> None:
+    """Refuse an output file whose suffix is not one of ``suffixes`` (the writer's format)."""
+    if path.suffix.lower() not in suffixes:
+        expected = " or ".join(suffixes)
+        raise HbensError(f"{option} {path}: this output is written as {expected}; "
+                         f"give a file name ending in {suffixes[0]}")
 
 
 def _check_folder_output(option: str, path: Path) -> None:
@@ -68,41 +95,73 @@ def _check_folder_output(option: str, path: Path) -> None:
             return
 
 
+def _split_writes(writes: Sequence[Written]) -> tuple[list[tuple[str, Path]], dict[int, tuple[str, ...]]]:
+    """The given file outputs as ``(option, path)`` pairs, and the suffixes each one must have."""
+    pairs, suffixes = [], {}
+    for option, path, *formats in writes:
+        if path is None:
+            continue
+        if formats and formats[0]:
+            suffixes[len(pairs)] = tuple(formats[0])
+        pairs.append((option, Path(path)))
+    return pairs, suffixes
+
+
 def check_paths(
-    reads: Sequence[Named], writes: Sequence[Named], *, folder_writes: Sequence[Named] = ()
+    reads: Sequence[Named], writes: Sequence[Written], *, folder_writes: Sequence[Named] = ()
 ) -> None:
     """Raise HbensError, in one line naming both options, when the outputs of a command are unsafe.
+
+    No output may be an input, lie inside an input folder (where it could replace one of its
+    files), or contain an input; two outputs never share a file; an output file has the suffix of
+    its format.
 
     Parameters
     ----------
     reads
         Every file or folder the command reads, with its option (``("--gt", "outputs_json")``).
     writes
-        Every file the command writes (``("-o", "out.csv")``, ``("--report", "r.csv")``); its folder
-        must exist, and it must not be an input or another output.
+        Every file the command writes, with its option and optionally the suffixes of its format
+        (``("-o", "out.csv", CSV)``, ``("--report", "r.csv")``); its folder must exist, unless it
+        lies inside one of the ``folder_writes``, which the command creates.
     folder_writes
         Every folder the command fills (probability stores): it must not be, contain or lie inside
-        an input folder or another output folder, and must not be a file or an output file.
+        an input or another output folder, and must not be a file or an output file.
     """
-    reads, writes, folders = _given(reads), _given(writes), _given(folder_writes)
+    reads, folders = _given(reads), _given(folder_writes)
+    writes, suffixes = _split_writes(writes)
     for option, path in writes:
-        _check_file_output(option, path)
+        _check_file_output(option, path, [folder for _, folder in folders])
     for option, path in folders:
         _check_folder_output(option, path)
+    input_folders = [(option, path) for option, path in reads if path.is_dir()]
     for number, (option, path) in enumerate(writes + folders):
         for read_option, read in reads:
             if same_file(path, read):
                 raise HbensError(f"{option} {path} is also the input {read_option} {read}; "
                                  f"choose another {option} path")
+        for read_option, read in input_folders:
+            if _inside(path, read):
+                if number >= len(writes):
+                    raise HbensError(f"output folder {option} {path} lies inside {read_option} {read}; "
+                                     f"choose a separate {option} folder")
+                raise HbensError(f"{option} {path} lies inside the input folder {read_option} {read}; "
+                                 f"choose a path outside it")
         for other_option, other in (writes + folders)[:number]:
             if same_file(path, other):
                 raise HbensError(f"{other_option} {other} and {option} {path} are the same path; "
                                  f"give each output its own")
+    for number, (option, path) in enumerate(writes):
+        if number in suffixes:
+            _check_suffix(option, path, suffixes[number])
     for number, (option, path) in enumerate(folders):
-        for other_option, other in [(o, p) for o, p in reads if p.is_dir()] + folders[:number]:
-            if _inside(other, path) or _inside(path, other):
-                how = "contains" if _inside(other, path) else "lies inside"
-                raise HbensError(f"output folder {option} {path} {how} {other_option} {other}; "
+        for other_option, other in reads + folders[:number]:
+            if _inside(other, path):
+                raise HbensError(f"output folder {option} {path} contains {other_option} {other}; "
+                                 f"choose a separate {option} folder")
+        for other_option, other in folders[:number]:
+            if _inside(path, other):
+                raise HbensError(f"output folder {option} {path} lies inside {other_option} {other}; "
                                  f"choose a separate {option} folder")
 
 

@@ -476,15 +476,31 @@ def map_images(
         window = executor.in_flight_per_worker * max(1, executor.workers)
         pending: deque = deque()
         upcoming = iter(enumerate(items))
+        done = 0
         for index, item in upcoming:
             pending.append((index, executor.submit(task, item)))
             if len(pending) < window:
                 continue
             yield _collect(executor, *pending.popleft(), names, execution.keep_going)
+            _pause_for_tests(done := done + 1)
             bar.update()
         while pending:
             yield _collect(executor, *pending.popleft(), names, execution.keep_going)
+            _pause_for_tests(done := done + 1)
             bar.update()
+
+
+PAUSE_ENV = "HBENS_TEST_PAUSE"
+"""Test hook: when this variable names a file, a run creates it once its first image is done and
+then waits (up to 60 s), so that a test can send a signal to a command that is surely at work
+and not yet finished, without racing the end of the run."""
+
+
+def _pause_for_tests(done: int) -> None:
+    marker = os.environ.get(PAUSE_ENV)
+    if marker and done == 1:
+        open(marker, "a").close()
+        time.sleep(60)
 
 
 def _collect(executor, index: int, future, names: Sequence[str], keep_going: bool) -> tuple[int, ImageOutput | str]:

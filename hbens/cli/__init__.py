@@ -6,6 +6,7 @@ needs inside its function.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Sequence
 
@@ -21,11 +22,15 @@ from hbens.cli.predict import predict
 from hbens.cli.submissions import check, score, show
 from hbens.cli.synth import synth
 from hbens.cli.tune import apply, tune
-from hbens.errors import HbensError
+from hbens.errors import HbensError, Stopped
 from hbens.outputs import WRITE_ERRNOS
 from hbens.settings import clip
 
 COMMANDS = (check, score, fuse, clean, predict, import_arrays, crf, tune, apply, show, synth, demo)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop a command as Ctrl-C does (what ``timeout``, systemd, Slurm and Kubernetes send,
+and a closed terminal); the exit status is 128 plus the signal's number (143, 129)."""
 
 MESSAGE_LIMIT = 300
 """Longest error line printed (characters); longer ones are cut with a count of the rest."""
@@ -55,8 +60,9 @@ class HbensGroup(click.Group):
 
     HbensError (bad input, refused operation) is ``Error: ...`` with exit status 1; an error of the
     system (full disk, permission, not a folder) is ``hbens CMD: cannot write PATH: reason`` with
-    exit status 1; Ctrl-C is ``hbens CMD: interrupted`` with exit status 130; a closed pipe on
-    stdout ends quietly, as click does.  Temporary files
+    exit status 1; Ctrl-C is ``hbens CMD: interrupted`` with exit status 130, SIGTERM and SIGHUP
+    ``hbens CMD: stopped by SIGTERM`` with 143 and 129; a closed pipe on stdout ends quietly, as
+    click does.  Temporary files
     are removed by the atomic writers on the way out, and output folders this run created and did
     not fill by :func:`hbens.paths.output_folders`.
     """
@@ -72,6 +78,9 @@ class HbensGroup(click.Group):
             outputs = ctx.meta.get(OUTPUTS, ())
             click.echo(system_error(error, command=ctx.invoked_subcommand, outputs=outputs), err=True)
             ctx.exit(1)
+        except Stopped as stop:
+            click.echo(f"hbens {ctx.invoked_subcommand}: stopped by {signal.Signals(stop.signum).name}", err=True)
+            ctx.exit(128 + stop.signum)
         except KeyboardInterrupt:
             click.echo(f"hbens {ctx.invoked_subcommand}: interrupted", err=True)
             ctx.exit(130)
@@ -87,6 +96,16 @@ for command in COMMANDS:
     cli.add_command(command)
 
 
+def _stop(signum: int, frame) -> None:
+    """Turn a stop signal into :class:`~hbens.errors.Stopped` in the main thread; later ones are
+    ignored while the command cleans up."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
 def main() -> None:
     """Entry point of the ``hbens`` script."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, _stop)
     cli(prog_name="hbens")
