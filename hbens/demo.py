@@ -172,11 +172,10 @@ class DemoRun:
 
     @property
     def crf_params(self):
-        """``hbens crf``'s defaults with the distances scaled from 2048 pixels to the phantoms' size."""
-        from hbens.postproc.crf import CRFParams
+        """``hbens crf``'s defaults for the phantoms' frame (what ``hbens crf`` and ``hbens tune`` use)."""
+        from hbens.postproc.crf import frame_params
 
-        scale = self.plan.size / 2048
-        return CRFParams(bilateral_sxy=max(50 * scale, 3.0), margin=max(round(16 * scale), 2))
+        return frame_params(self.shape)
 
     def model_stores(self, split: str) -> list[Path]:
         """The store folder of each model's predictions of a split, in the plan's order."""

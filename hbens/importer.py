@@ -24,6 +24,7 @@ from hbens.saved_arrays import (
     find_saved_arrays,
     image_name,
     import_image,
+    probe_saved_array,
     source_record,
     store_path,
 )
@@ -97,6 +98,8 @@ def import_task(item: ImportItem) -> ImageOutput:
         meta = _existing_store(store)
         reason = "incomplete or damaged" if meta is None else stale_reason(
             meta.get("made"), source_record(path, item.format, item.precision))
+        if reason is None and meta.get("shape") != list(probe_saved_array(path, item.format) or meta.get("shape")):
+            reason = "another frame (stores made before imports kept the arrays' own size)"
         if reason is None:
             kind = source_kind(str(meta.get("source", "")), path)
             return ImageOutput(image_name(path), [], ImportTotals(resumed=1, sources={kind: 1}))

@@ -11,13 +11,14 @@ never rounded to a store's, see :data:`hbens.saved_arrays.EXACT`).
 from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from hbens.classes import CLASSES, IMAGE_SHAPE
+from hbens.classes import CLASSES
 from hbens.errors import HbensError
+from hbens.frames import images_frame, resolve_frame
 from hbens.outputs import PathLike
 from hbens.pipeline import path_field
 from hbens.probabilities import ClassCrop, ProbabilityStore
@@ -28,6 +29,7 @@ from hbens.saved_arrays import (
     find_saved_arrays,
     image_name,
     is_hbens_store,
+    probe_saved_array,
     map_files,
     read_saved_image,
 )
@@ -88,6 +90,40 @@ class MapFolder:
     def first_maps(self) -> ImageMaps:
         """The maps of the first image, read once: the folder's frame and classes."""
         return self.files[self.images[0]].read()
+
+    @property
+    def is_stores(self) -> bool:
+        """Whether the folder holds hbens stores (which record their frame), not saved arrays."""
+        return self.kind == "hbens stores"
+
+    @cached_property
+    def frame(self) -> tuple[int, int]:
+        """Its first map's own size: a store's recorded one; a saved array's (from its header when it
+        tells, else from its data)."""
+        first = self.files[self.images[0]]
+        if first.format is None:
+            return tuple(self.first_maps.shape)
+        own = replace(first, format=replace(first.format, size=None))
+        return tuple(probe_saved_array(own.path, own.format) or own.read().shape)
+
+    def at(self, frame: tuple[int, int]) -> MapFolder:
+        """This folder with its saved arrays read at ``frame`` (enlarged when smaller); stores as they are."""
+        first = self.files[self.images[0]]
+        if self.is_stores or first.format.size == tuple(frame) or (first.format.size, self.frame) == (None, frame):
+            return self
+        return MapFolder(self.path, {name: MapFile(file.path, replace(file.format, size=tuple(frame)))
+                                     for name, file in self.files.items()}, self.kind)
+
+
+def framed(folders: Sequence[MapFolder], shape: tuple[int, int] | None = None,
+           images: PathLike | None = None) -> tuple[tuple[int, int], list[MapFolder]]:
+    """The frame of a run that reads ``folders`` (:func:`hbens.frames.resolve_frame`: ``shape``, else the
+    stores', else the X-rays' under ``images``, else the saved arrays' largest, else 2048x2048), and the
+    folders with their saved arrays read at it; HbensError naming two frames that disagree."""
+    frame = resolve_frame(shape, stores=[(folder.path, folder.frame) for folder in folders if folder.is_stores],
+                          images=images_frame(images),
+                          saved=[(folder.path, folder.frame) for folder in folders if not folder.is_stores])
+    return frame, [folder.at(frame) for folder in folders]
 
 
 def is_map_folder(path: PathLike) -> bool:
@@ -167,11 +203,12 @@ class Inputs:
 
 
 def open_inputs(paths: Sequence[PathLike], *, array_format: ArrayFormat | None = None,
-                shape: tuple[int, int] = IMAGE_SHAPE) -> Inputs:
+                shape: tuple[int, int] | None = None, images: PathLike | None = None) -> Inputs:
     """Open each input: a folder of maps (hbens stores or saved arrays) or a submission CSV.
 
-    The frame is that of the first map folder's first image, or ``shape`` when every input is a
-    CSV; CSVs are read in that frame.
+    The frame is ``shape`` when given, else that of the stores, else of the X-rays under ``images``,
+    else the largest saved arrays', else 2048x2048 (:func:`framed`); saved arrays smaller than it
+    are enlarged to it, and CSVs are read in it.
 
     Example
     -------
@@ -181,9 +218,9 @@ def open_inputs(paths: Sequence[PathLike], *, array_format: ArrayFormat | None =
     """
     if not paths:
         raise HbensError("no inputs; pass folders of probability maps and/or submission CSVs")
-    folders = {i: open_map_folder(path, array_format) for i, path in enumerate(paths) if is_map_folder(path)}
-    if folders:
-        first = next(iter(folders.values()))
-        shape = tuple(first.first_maps.shape)
+    fmt = array_format if shape is None else replace(array_format or ArrayFormat(), size=tuple(shape))
+    opened = {i: open_map_folder(path, fmt) for i, path in enumerate(paths) if is_map_folder(path)}
+    shape, at_frame = framed(list(opened.values()), shape, images)
+    folders = dict(zip(opened, at_frame))
     sources = tuple(folders[i] if i in folders else scan_submission(path, shape) for i, path in enumerate(paths))
     return Inputs(tuple(str(path) for path in paths), sources, tuple(shape))

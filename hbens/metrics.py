@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from hbens.classes import CLASSES, IMAGE_SHAPE
+from hbens.classes import CLASSES
+from hbens.frames import check_dice, csv_frame
 
 
 @njit(cache=True, nogil=True)
@@ -77,18 +78,20 @@ def empty_table(images: list[str], classes: tuple[str, ...] = CLASSES) -> DiceTa
 
 
 def score_submission(prediction: str, ground_truth: str, missing: str = "error", *,
-                     shape: tuple[int, int] = IMAGE_SHAPE) -> DiceTable:
+                     shape: tuple[int, int] | None = None) -> DiceTable:
     """Dice of each (image, class) of a submission against annotation JSONs or a ground-truth CSV.
 
     Images are those of the ground truth.  A prediction row that is absent is an error, or an
-    empty mask with ``missing="empty"``.  ``shape`` is the images' size (annotation polygons
-    are filled at it; the competition's images are 2048x2048).
+    empty mask with ``missing="empty"``.  ``shape`` is the frame, the images' size (annotation
+    polygons are filled at it); None: the competition's 2048x2048.  Runs or annotations that look
+    drawn for another size, or a Dice of 0 everywhere, give a :class:`~hbens.frames.FrameWarning`.
     """
     from hbens.annotations import GroundTruth
     from hbens.errors import HbensError
     from hbens.rle import string_to_runs
     from hbens.submission import scan_submission
 
+    shape = csv_frame(shape)
     truth = GroundTruth(ground_truth, shape)
     index = scan_submission(prediction, shape)
     absent = index.missing(truth.images)
@@ -99,12 +102,15 @@ def score_submission(prediction: str, ground_truth: str, missing: str = "error",
             "pass --missing empty to score them as empty masks"
         )
     table = empty_table(truth.images)
+    predicted = False
     with index.open() as handle:
         for i, (image, truth_runs) in enumerate(truth):
             for c, name in enumerate(CLASSES):
                 key = (image, name)
-                rle = index.read_rle(key, handle) if key in index.rows else ""
-                table.values[i, c] = dice_runs(string_to_runs(rle, shape), truth_runs[name])
+                runs = string_to_runs(index.read_rle(key, handle) if key in index.rows else "", shape)
+                predicted = predicted or runs[0].size > 0
+                table.values[i, c] = dice_runs(runs, truth_runs[name])
+    check_dice(table.values, predicted, shape)
     return table
 
 
@@ -116,28 +122,36 @@ def score_maps(
     threshold: float = 0.5,
     array_format=None,
     missing: str = "error",
+    shape: tuple[int, int] | None = None,
 ) -> DiceTable:
     """Dice of each (image, class) of a folder of probability maps (hbens stores or saved arrays)
     thresholded at ``threshold`` (or per class ``thresholds``), against the ground truth.
 
     A class the maps do not have, or an image they lack with ``missing="empty"``, scores as an
-    empty mask.  The ground truth is read in the maps' frame (annotation polygons are filled at
-    the size of the maps).
+    empty mask.  The ground truth is read in the frame (annotation polygons are filled at its
+    size): ``shape``, else the stores', else the saved arrays' (the largest; smaller ones are
+    enlarged to it), see :mod:`hbens.frames`.  A Dice of 0 everywhere gives a
+    :class:`~hbens.frames.FrameWarning`.
     """
     from hbens.annotations import GroundTruth
     from hbens.errors import HbensError
-    from hbens.maps import open_map_folder
+    from dataclasses import replace
+
+    from hbens.maps import framed, open_map_folder
     from hbens.probabilities import crop_runs
     from hbens.runs import EMPTY_RUNS
+    from hbens.saved_arrays import ArrayFormat
 
-    maps = open_map_folder(folder, array_format)
-    truth = GroundTruth(ground_truth, tuple(maps.first_maps.shape))
+    fmt = array_format if shape is None else replace(array_format or ArrayFormat(), size=tuple(shape))
+    frame, (maps,) = framed([open_map_folder(folder, fmt)], shape)
+    truth = GroundTruth(ground_truth, frame)
     absent = [image for image in truth.images if image not in maps.files]
     if absent and missing != "empty":
         raise HbensError(f"{folder}: no maps for {len(absent)} image(s) of the ground truth, e.g. "
                          f"{', '.join(absent[:3])}; pass --missing empty to score them as empty masks")
     limits = {name: (thresholds or {}).get(name, threshold) for name in CLASSES}
     table = empty_table(truth.images)
+    predicted = False
     for i, (image, truth_runs) in enumerate(truth):
         read = maps.files[image].read() if image in maps.files else None
         if read is not None and tuple(read.shape) != truth.shape:
@@ -146,7 +160,9 @@ def score_maps(
         for c, name in enumerate(CLASSES):
             crop = read.crop(name) if read is not None else None
             runs = crop_runs(crop, read.shape, limits[name]) if crop is not None else EMPTY_RUNS
+            predicted = predicted or runs[0].size > 0
             table.values[i, c] = dice_runs(runs, truth_runs[name])
+    check_dice(table.values, predicted, frame)
     return table
 
 

@@ -162,14 +162,16 @@ def compare_overlay(comparison: Comparison, image: np.ndarray | None = None, *,
     return base.clip(0, 255).astype(np.uint8)
 
 
-def image_rows(submission: str | Path, image: str | None = None) -> tuple[str, dict[str, str]]:
-    """One image's ``{class: rle}`` rows of a submission: ``image``, or the first image when None.
+def image_rows(submission: str | Path, image: str | None = None,
+               shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[str, dict[str, str]]:
+    """One image's ``{class: rle}`` rows of a submission (checked in the frame ``shape``): ``image``, or
+    the first image when None.
 
     Raises HbensError naming the file when it has no rows or none for ``image``.
     """
     from hbens.submission import scan_submission
 
-    index = scan_submission(submission)
+    index = scan_submission(submission, shape)
     if not index.images:
         raise HbensError(f"{submission}: no rows to draw")
     image = image or index.images[0]

@@ -175,8 +175,8 @@ class ArrayFormat:
         A channel of the file to drop (e.g. 0 for nnU-Net's background; negative counts from the
         end); the others are ``classes``.
     size
-        The frame (H, W) to read at: a smaller map is enlarged to it, a larger one refused.  None:
-        the map's own size (see :mod:`hbens.frames` for how commands choose the frame).
+        The size (H, W) to read at (a map of another size is resized); None: the map's own size.
+        Commands that read maps give the frame (see :mod:`hbens.frames`), never smaller than a map.
     """
 
     key: str | None = None
@@ -457,15 +457,10 @@ def resized_crops(
     return crops
 
 
-def image_size(path: PathLike, shape: tuple[int, int], size: tuple[int, int] | None) -> tuple[int, int]:
-    """The size a map of ``shape`` is read at: the frame ``size`` (a smaller map is enlarged to it), else
-    its own; HbensError naming ``path`` when the map is larger than the frame (see :mod:`hbens.frames`)."""
-    if size is None:
-        return tuple(shape)
-    if shape[0] > size[0] or shape[1] > size[1]:
-        raise _fail(path, f"maps of a {shape[0]}x{shape[1]} image, larger than the {size[0]}x{size[1]} frame; "
-                          "pass maps of the same images, or --image-size with their size")
-    return tuple(size)
+def image_size(shape: tuple[int, int], size: tuple[int, int] | None) -> tuple[int, int]:
+    """The size a map of ``shape`` is read at: ``size`` (it is resized to it), else its own (commands that
+    read maps choose ``size``, the frame, by :mod:`hbens.frames`)."""
+    return tuple(shape) if size is None else tuple(size)
 
 
 # ---------------------------------------------------------------------------- images
@@ -549,7 +544,7 @@ def read_saved_image(
     low, high = value_range(path, view, indices)
     kind = resolve_kind(path, fmt.kind, view.dtype, low, high)
     own = view.shape[1:]
-    size = image_size(path, own, fmt.size)
+    size = image_size(own, fmt.size)
     if precision == EXACT:
         precision = exact_precision(view.dtype, kind, size != own)
     elif precision == AUTO:
@@ -591,7 +586,7 @@ def probe_saved_array(path: PathLike, fmt: ArrayFormat = ArrayFormat()) -> tuple
     shape, dtype = header
     check_numbers(path, dtype)
     _, view, _ = channels_first(path, np.broadcast_to(np.zeros((), dtype), shape), fmt)
-    return image_size(path, view.shape[1:], fmt.size)
+    return image_size(view.shape[1:], fmt.size)
 
 
 def check_saved_arrays(paths: Sequence[PathLike], fmt: ArrayFormat = ArrayFormat()) -> None:

@@ -170,7 +170,7 @@ BAD = [
      [], "image9.npz: holds arrays 'a', 'b'; choose one with --key"),
     ("no-channel-axis", lambda folder: np.save(folder / "image9.npy", np.zeros((30, *SIZE), np.float32)),
      [], "image9.npy: shape (30, 48, 48) has no axis of 29 channels"),
-    ("other-size", other_size, [], "image9.npy: maps of a 2100x8 image, but image0.npz of a 2048x2048 one"),
+    ("other-size", other_size, [], "image9.npy: maps of a 2100x8 image, but image0.npz of a 48x48 one"),
     ("strings", lambda folder: np.save(folder / "image9.npy", np.array(["x"] * 29)), [], "not numbers"),
     ("missing-key", lambda folder: None, ["--key", "logits"], "no array 'logits'"),
     ("bad-kind", lambda folder: None, ["--kind", "scaled:0"], "--kind scaled:0"),

@@ -204,11 +204,12 @@ def test_explicit_kind_overrides_detection(tmp_path, rng):
     assert_matches(read_saved_image(tmp_path / "i.npy", fmt), sigmoid(logits.astype(np.float64)))
 
 
-def test_small_map_defaults_to_competition_size(tmp_path):
+def test_small_map_keeps_its_size_unless_a_frame_is_given(tmp_path):
     logits = np.full((1, 16, 16), -20.0, np.float32)
     logits[0, 7:9, 7:9] = 8
     np.save(tmp_path / "j.npy", logits)
-    image = read_saved_image(tmp_path / "j.npy", ArrayFormat(classes=("Radius",)))
+    assert read_saved_image(tmp_path / "j.npy", ArrayFormat(classes=("Radius",))).shape == (16, 16)
+    image = read_saved_image(tmp_path / "j.npy", ArrayFormat(classes=("Radius",), size=IMAGE_SHAPE))
     assert image.shape == IMAGE_SHAPE
     top, left, bottom, right = image.crops[0].box
     assert 0 < top < bottom < IMAGE_SHAPE[0] and 0 < left < right < IMAGE_SHAPE[1]

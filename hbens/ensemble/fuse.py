@@ -16,6 +16,7 @@ from typing import Iterator, Sequence
 from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
 from hbens.ensemble.vote import VoteRule, vote_strings
 from hbens.errors import HbensError
+from hbens.frames import csv_frame
 from hbens.outputs import PathLike
 from hbens.pipeline import Execution, ImageOutput, RunSummary, run_images
 from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
@@ -203,11 +204,12 @@ def fuse_csvs(
     missing: str = "error",
     cleanup: Cleanup | None = None,
     execution: Execution | None = None,
-    shape: tuple[int, int] = IMAGE_SHAPE,
+    shape: tuple[int, int] | None = None,
 ) -> RunSummary:
     """Fuse submission CSVs into ``output`` with one :class:`VoteRule` per class (default: majority).
 
-    ``cleanup`` cleans each fused row.  The summary's ``stats`` is a :class:`FuseStats`.
+    ``cleanup`` cleans each fused row.  ``shape`` is the frame (CSVs do not record it); None:
+    2048x2048.  The summary's ``stats`` is a :class:`FuseStats`.
     """
     if missing not in ("error", "empty"):
         raise HbensError(f"missing must be 'error' or 'empty', got {missing!r}")
@@ -215,6 +217,7 @@ def fuse_csvs(
     for name, rule in rules.items():
         if max(rule.inputs) >= len(paths):
             raise HbensError(f"the rule for {name} uses input {max(rule.inputs)} but there are {len(paths)} inputs")
+    shape = csv_frame(shape)
     indexes = [scan_submission(path, shape) for path in paths]
     images = _aligned_images(indexes, rules, missing)
     with ExitStack() as stack:

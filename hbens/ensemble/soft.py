@@ -434,12 +434,14 @@ class SoftFuseItem:
     store: str | None = path_field(None)
     metadata: dict = field(default_factory=dict)
     cleanup: Cleanup | None = None
+    shape: tuple[int, int] | None = None
+    """The frame (None: the first map's)."""
 
 
 def soft_fuse_image(item: SoftFuseItem) -> ImageOutput:
     """The per-image task of a soft fuse: the fused (cleaned) rows; writes the fused store when asked."""
-    result = fuse_stores_image(item.image, item.maps, item.rles, item.rules, precision=item.precision,
-                               keep_crops=item.store is not None)
+    result = fuse_stores_image(item.image, item.maps, item.rles, item.rules, shape=item.shape,
+                               precision=item.precision, keep_crops=item.store is not None)
     if item.store is not None:
         write_store(item.store, result.crops, result.shape, item.precision, tuple(name for name, _ in result.rows),
                     image=item.image, **item.metadata)
@@ -467,21 +469,23 @@ def fuse_inputs(
     array_format: ArrayFormat | None = None,
     cleanup: Cleanup | None = None,
     execution: Execution | None = None,
-    shape: tuple[int, int] = IMAGE_SHAPE,
+    shape: tuple[int, int] | None = None,
+    images: PathLike | None = None,
 ) -> RunSummary:
     """Fuse folders of probability maps (hbens stores or saved arrays) and CSVs into ``output``.
 
     Images are aligned by name; each is a task of :mod:`hbens.pipeline` that reads its own maps.
     An input that lacks an image is an error, or empty masks with ``missing="empty"``.
     ``stores`` also writes the fused probabilities as hbens stores (their metadata records the
-    inputs and rules).  ``shape`` is the images' size when every input is a CSV (else the
-    maps').  The summary's ``stats`` is a :class:`SoftImageStats`.
+    inputs and rules).  ``shape`` is the frame; None: the maps', else the X-rays' under ``images``,
+    else 2048x2048 (:func:`hbens.maps.open_inputs`).  The summary's ``stats`` is a :class:`SoftImageStats`.
     """
+    from hbens.paths import output_folders
     from hbens.pipeline import run_images
 
     if missing not in ("error", "empty"):
         raise HbensError(f"missing must be 'error' or 'empty', got {missing!r}")
-    inputs = open_inputs(paths, array_format=array_format, shape=shape)
+    inputs = open_inputs(paths, array_format=array_format, shape=shape, images=images)
     check_store_classes([source.first_maps.classes if isinstance(source, MapFolder) else None
                          for source in inputs.sources], rules)
     images = _aligned(inputs, missing)
@@ -495,7 +499,7 @@ def fuse_inputs(
                 maps, rles = read(image)
                 store = str(Path(stores) / f"{Path(image).stem}.npz") if stores is not None else None
                 yield SoftFuseItem(image=image, maps=maps, rles=rles, rules=rules, precision=precision, store=store,
-                                   metadata=metadata, cleanup=cleanup)
+                                   metadata=metadata, cleanup=cleanup, shape=inputs.shape)
 
         summary = run_images(soft_fuse_image, items(), execution or Execution(), names=images, csv=output,
                              inputs=paths, desc="fuse")

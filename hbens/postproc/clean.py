@@ -14,6 +14,7 @@ import numpy as np
 
 from hbens.classes import IMAGE_SHAPE
 from hbens.errors import HbensError
+from hbens.frames import csv_frame
 from hbens.outputs import PathLike
 from hbens.pipeline import Execution, ImageOutput, RunSummary
 from hbens.postproc.components import hole_segments, label_segments
@@ -278,17 +279,19 @@ def clean_csv(
     cleanup: Cleanup,
     *,
     execution: Execution | None = None,
-    shape: tuple[int, int] = IMAGE_SHAPE,
+    shape: tuple[int, int] | None = None,
 ) -> RunSummary:
     """Clean every row of a submission into ``output`` (canonical order, atomic).
 
-    The summary's ``stats`` is a :class:`CleanTotals`.
+    ``shape`` is the frame (a CSV does not record it); None: 2048x2048.  The summary's ``stats`` is
+    a :class:`CleanTotals`.
     """
     from itertools import groupby
 
     from hbens.pipeline import run_images
     from hbens.submission import iter_rows, scan_submission
 
+    shape = csv_frame(shape)
     index = scan_submission(path, shape)
     items = (
         CleanItem(image=image, rows=[(name, rle) for _, name, rle in group], cleanup=cleanup, shape=shape)

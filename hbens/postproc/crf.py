@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from hbens.classes import CLASS_INDEX, CLASSES
 from hbens.errors import HbensError
+from hbens.frames import check_dice, scaled
 from hbens.maps import ImageMaps, MapFile
 from hbens.outputs import PathLike
 from hbens.paths import output_folders
@@ -56,6 +57,38 @@ class CRFParams:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise HbensError(f"--{name.replace('_', '-')} {value}: must be a finite number > 0")
+
+
+PIXEL_SETTINGS = ("gaussian_sxy", "bilateral_sxy", "margin")
+"""The settings in pixels: their defaults are :class:`CRFParams`'s at 2048 pixels, scaled to the frame's side."""
+
+WEIGHT_SETTINGS = ("gaussian_compat", "bilateral_compat")
+"""The kernels' weights: their defaults are :class:`CRFParams`'s at 2048 pixels, scaled to the frame's area.
+pydensecrf normalises each kernel, so a pixel's pairwise energy does not shrink with the kernel while its
+unary term stands for (2048 / side)² times the area; at 384 pixels the weights of 2048 lower the mean
+Dice of demo-like maps by 0.08 to 0.17 with the widths scaled, by 0.04 at most with the weights too."""
+
+
+def frame_params(shape: tuple[int, int], params: CRFParams | Mapping[str, float] | None = None) -> CRFParams:
+    """The CRF settings of a frame: ``params`` when a :class:`CRFParams`; else those a mapping gives (None
+    values are not given) and, for the others, :class:`CRFParams`'s defaults with the widths and the
+    margin (:data:`PIXEL_SETTINGS`) scaled from 2048 pixels to the frame's longer side
+    (:func:`hbens.frames.scaled`) and the weights (:data:`WEIGHT_SETTINGS`) by its square, so that
+    2048x2048 keeps them as they are.
+
+    Example
+    -------
+    >>> frame_params((384, 384)).bilateral_sxy
+    9.375
+    """
+    if isinstance(params, CRFParams):
+        return params
+    defaults = CRFParams()
+    values = {name: scaled(getattr(defaults, name), shape) for name in PIXEL_SETTINGS}
+    values.update({name: scaled(scaled(getattr(defaults, name), shape), shape) for name in WEIGHT_SETTINGS})
+    values["margin"] = max(1, round(values["margin"]))
+    values.update({name: value for name, value in (params or {}).items() if value is not None})
+    return CRFParams(**values)
 
 
 def check_refine_inputs(probability: np.ndarray, image: np.ndarray) -> None:
@@ -241,7 +274,7 @@ def crf_folder(
     stores: PathLike,
     images: PathLike,
     output: PathLike,
-    params: CRFParams = CRFParams(),
+    params: CRFParams | Mapping[str, float] | None = None,
     *,
     csv: PathLike | None = None,
     thresholds: Sequence[float] | None = None,
@@ -249,6 +282,7 @@ def crf_folder(
     array_format: ArrayFormat | None = None,
     ground_truth: PathLike | None = None,
     execution: Execution | None = None,
+    shape: tuple[int, int] | None = None,
 ) -> RunSummary:
     """Refine every image of the map folder ``stores`` against its X-ray under ``images`` into ``output``.
 
@@ -261,12 +295,18 @@ def crf_folder(
         The folder of the X-rays (searched recursively).
     output
         Folder of the refined stores, ``NAME.npz`` each.
+    params
+        The CRF settings; a mapping (or None) gives some and the others are the defaults for the
+        frame (:func:`frame_params`).
     csv
         Also write the refined probabilities thresholded at ``thresholds`` (one per class of
         CLASSES) as a submission, cleaned by ``cleanup``.
     ground_truth
         Annotation JSONs or a ground-truth CSV of the same images: the summary's stats then hold
         each class's Dice before and after refinement (see :func:`describe_dice`).
+    shape
+        The frame; default: the stores', else the X-rays' (:mod:`hbens.frames`).  Saved arrays
+        smaller than it are enlarged to it.
 
     Returns
     -------
@@ -274,19 +314,21 @@ def crf_folder(
         Its ``stats`` is a :class:`CRFStats`.
     """
     from hbens.images import find_images
-    from hbens.maps import open_map_folder
+    from hbens.maps import framed, open_map_folder
     from hbens.pipeline import run_images
 
     output = Path(output)
     if output.resolve() == Path(stores).resolve():
         raise HbensError(f"{output}: output would overwrite the input stores; choose another -o folder")
-    folder = open_map_folder(stores, array_format)
+    fmt = array_format if shape is None else replace(array_format or ArrayFormat(), size=tuple(shape))
+    frame, (folder,) = framed([open_map_folder(stores, fmt)], shape, images)
+    params = frame_params(frame, params)
     by_name = {path.name: path for path in find_images(images)}
     for name in folder.images:
         if name not in by_name:
             raise HbensError(f"{folder.files[name].path}: its image {name} is not under {images}; "
                              "pass the folder of the X-rays")
-    truth = None if ground_truth is None else _ground_truth(ground_truth, folder.images, by_name[folder.images[0]])
+    truth = None if ground_truth is None else _ground_truth(ground_truth, folder.images, frame)
     thresholds = tuple(thresholds) if thresholds is not None else (0.5,) * len(CLASSES)
 
     def items():
@@ -300,15 +342,17 @@ def crf_folder(
         summary = run_images(refine_image, items(), execution or Execution(), names=folder.images, csv=csv,
                              inputs=[stores, images], desc="crf", holds_gil=True)
     summary.stats = summary.stats or CRFStats()
+    if truth is not None:
+        check_dice([value for value, count in zip(summary.stats.before, summary.stats.scored) if count], True,
+                   frame, "every Dice before refinement")
     return summary
 
 
-def _ground_truth(source: PathLike, names: Sequence[str], first_image: Path):
-    """The ground truth of ``source`` in the frame of the first X-ray; HbensError unless it has every image."""
+def _ground_truth(source: PathLike, names: Sequence[str], frame: tuple[int, int]):
+    """The ground truth of ``source`` in ``frame``; HbensError unless it has every image."""
     from hbens.annotations import GroundTruth
-    from hbens.images import read_gray
 
-    truth = GroundTruth(source, read_gray(first_image).shape)
+    truth = GroundTruth(source, frame)
     known = set(truth.images)
     absent = [name for name in names if name not in known]
     if absent:

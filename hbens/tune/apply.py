@@ -68,12 +68,14 @@ class ApplyItem:
     store: str | None = path_field(None)
     metadata: dict = field(default_factory=dict)
     precision: str = "uint8"
+    shape: tuple[int, int] | None = None
+    """The frame (None: the first map's)."""
 
 
 def apply_image(item: ApplyItem) -> ImageOutput:
     """The per-image task of ``apply``: the recipe's rows (fused, refined, cleaned); writes the store when asked."""
-    result = fuse_stores_image(item.image, item.maps, item.rles, item.rules, precision=item.precision,
-                               keep_crops=bool(item.crf) or item.store is not None)
+    result = fuse_stores_image(item.image, item.maps, item.rles, item.rules, shape=item.shape,
+                               precision=item.precision, keep_crops=bool(item.crf) or item.store is not None)
     rows, crops = list(result.rows), result.crops
     if item.crf:
         xray = read_xray(item.xray)
@@ -133,6 +135,7 @@ def apply_recipe(
     rename: bool = False,
     array_format: ArrayFormat | None = None,
     execution: Execution | None = None,
+    shape: tuple[int, int] | None = None,
 ) -> RunSummary:
     """Run a recipe written by ``hbens tune`` on test predictions of the same models.
 
@@ -156,6 +159,9 @@ def apply_recipe(
         How to read folders of saved arrays.
     execution : Execution, optional
         Workers and scheduler of the per-image tasks.
+    shape : (int, int), optional
+        The frame; default: the stores', else the X-rays', else the saved arrays', else 2048x2048
+        (:mod:`hbens.frames`).
 
     Returns
     -------
@@ -166,7 +172,7 @@ def apply_recipe(
     from hbens.pipeline import run_images
 
     plan = read_recipe(recipe)
-    inputs = open_inputs(paths, array_format=array_format)
+    inputs = open_inputs(paths, array_format=array_format, shape=shape, images=images)
     check_inputs(plan, inputs, rename=rename, where=str(recipe))
     rules, cleanup, crf = recipe_rules(plan, where=str(recipe))
     names = sorted(set().union(*(source.images for source in inputs.sources)))
@@ -181,7 +187,7 @@ def apply_recipe(
                 yield ApplyItem(image=name, maps=maps, rles=rles, rules=rules, cleanup=cleanup, crf=crf,
                                 xray=xrays.get(name),
                                 store=None if stores is None else str(Path(stores) / f"{Path(name).stem}.npz"),
-                                metadata=metadata)
+                                metadata=metadata, shape=inputs.shape)
 
         summary = run_images(apply_image, items(), execution or Execution(), names=names, csv=output,
                              inputs=[*inputs.paths, recipe], desc="apply", holds_gil=bool(crf))

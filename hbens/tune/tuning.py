@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from hbens.classes import CLASSES
 from hbens.errors import HbensError
+from hbens.frames import check_dice
 from hbens.maps import Inputs, open_inputs
 from hbens.outputs import PathLike
 from hbens.pipeline import Execution, ImageOutput, map_images
-from hbens.postproc.crf import CRFParams
+from hbens.postproc.crf import CRFParams, frame_params
 from hbens.saved_arrays import ArrayFormat
 from hbens.tune.evaluate import (
     CLEANUPS,
@@ -302,9 +303,10 @@ def tune_inputs(
     steps: Sequence[str] = tuple(STEPS),
     images: PathLike | None = None,
     seed: int = 0,
-    crf_params: CRFParams = CRFParams(),
+    crf_params: CRFParams | Mapping[str, float] | None = None,
     array_format: ArrayFormat | None = None,
     execution: Execution | None = None,
+    shape: tuple[int, int] | None = None,
 ) -> TuneResult:
     """Tune a per-class recipe on validation predictions and write it to ``output``.
 
@@ -325,12 +327,16 @@ def tune_inputs(
         The X-rays of the images (searched recursively), for the CRF.
     seed : int
         Seed of the folds.
-    crf_params : CRFParams
-        The CRF tried (and written for the classes that take it).
+    crf_params : CRFParams or mapping, optional
+        The CRF tried (and written for the classes that take it); a mapping gives some settings and
+        the others are ``hbens crf``'s defaults for the frame (:func:`hbens.postproc.crf.frame_params`).
     array_format : ArrayFormat, optional
         How to read folders of saved arrays.
     execution : Execution, optional
         Workers and scheduler of the per-image passes.
+    shape : (int, int), optional
+        The frame; default: the stores', else the X-rays', else the saved arrays', else 2048x2048
+        (:mod:`hbens.frames`).
 
     Returns
     -------
@@ -346,7 +352,8 @@ def tune_inputs(
     steps = [step for step in STEPS if step in steps and (step != "crf" or images is not None)]
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    inputs = open_inputs(paths, array_format=array_format)
+    inputs = open_inputs(paths, array_format=array_format, shape=shape, images=images)
+    crf_params = frame_params(inputs.shape, crf_params)
     truth = GroundTruth(ground_truth, inputs.shape)
     names = truth.images
     if not names:
@@ -373,6 +380,7 @@ def tune_inputs(
         curves = curves[:, kept]
     seconds["pass 1 (members and thresholds)"] = time.perf_counter() - started
     classes = _classes(curves, combos, paths)
+    check_dice([entry.baseline for entry in classes], True, inputs.shape, "every baseline Dice")
     everyone = np.arange(len(run.images))
     fold_sets = kfold_indices(len(run.images), folds, seed=seed)
     trains = [np.setdiff1d(everyone, fold) for fold in fold_sets] + [everyone]
