@@ -37,7 +37,7 @@ def test_image_size_sets_the_frame_of_csv_commands(tmp_path):
     result = run("check", outside, "--image-size", "256x256")
     assert ": 1 valid rows" in result.output and "ends past the last pixel 65536" in result.output
     result = run("check", sub, "--image-size", "256x0")
-    assert result.exit_code == 2 and "must be 1 to 65536 pixels" in result.output
+    assert result.exit_code == 2 and "must be 1 to 16384 pixels" in result.output
     fused, again = tmp_path / "fused.csv", tmp_path / "again.csv"
     again.write_bytes(sub.read_bytes())
     assert run("fuse", sub, again, "-o", fused, "--missing", "empty", "--largest", "--image-size", "256",

@@ -12,6 +12,7 @@ from hbens.cli.options import (
     existing_file,
     finish,
     guard_paths,
+    frame_hints,
     image_size_option,
 )
 
@@ -23,6 +24,7 @@ from hbens.cli.options import (
 @image_size_option
 @execution_options
 @clean_options(config_flags=("--config", "--clean-config"))
+@frame_hints
 def clean(submission, output, quiet, shape, workers, scheduler, keep_going, report, **options) -> None:
     """Clean SUBMISSION's masks: small components, largest components, holes."""
     guard_paths(reads=[("SUBMISSION", submission), ("--config", options["clean_config"])],

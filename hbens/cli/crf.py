@@ -15,10 +15,46 @@ from hbens.cli.options import (
     existing_file,
     files_under,
     finish,
+    frame_hints,
     guard_paths,
+    image_size_option,
     positive,
     probability,
 )
+
+
+def crf_options(command):
+    """The CRF settings of ``crf`` and ``tune``: the pixel widths, the margin and the weights default to
+    their values at 2048 pixels scaled to the frame (:func:`hbens.postproc.crf.frame_params`); given
+    ones win."""
+    scaled = " [default: {} at 2048 pixels, scaled to the frame's side]"
+    squared = " [default: {} at 2048 pixels, scaled by the square of the frame's side]"
+    options = [
+        click.option("--iterations", type=click.IntRange(min=1), default=5, show_default=True,
+                     help="Mean-field iterations."),
+        click.option("--gaussian-sxy", type=positive, help="Smoothness kernel width (pixels)." + scaled.format(3)),
+        click.option("--gaussian-compat", type=positive, help="Smoothness kernel weight." + squared.format(3)),
+        click.option("--bilateral-sxy", type=positive, help="Appearance kernel width (pixels)." + scaled.format(50)),
+        click.option("--bilateral-srgb", type=positive, default=13.0, show_default=True,
+                     help="Appearance kernel intensity width (gray levels)."),
+        click.option("--bilateral-compat", type=positive, help="Appearance kernel weight." + squared.format(10)),
+        click.option("--margin", type=click.IntRange(min=0),
+                     help="Pixels added around each class crop (the bilateral kernel reaches beyond "
+                          "--bilateral-sxy)." + scaled.format(64)),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+CRF_SETTINGS = ("iterations", "gaussian_sxy", "gaussian_compat", "bilateral_sxy", "bilateral_srgb",
+                "bilateral_compat", "margin")
+"""The keyword arguments :func:`crf_options` adds (the fields of :class:`~hbens.postproc.crf.CRFParams`)."""
+
+
+def crf_settings(options: dict) -> dict[str, float | None]:
+    """Take the CRF settings out of a command's keyword arguments (None: the default for the frame)."""
+    return {name: options.pop(name) for name in CRF_SETTINGS}
 
 
 @click.command()
@@ -33,40 +69,31 @@ from hbens.cli.options import (
 @click.option("--threshold", type=probability, default=0.5, show_default=True,
               help="Foreground where the refined probability exceeds this.")
 @click.option("--thresholds", type=existing_file, help="Per-class thresholds: CSV class,threshold.")
-@click.option("--iterations", type=click.IntRange(min=1), default=5, show_default=True, help="Mean-field iterations.")
-@click.option("--gaussian-sxy", type=positive, default=3.0, show_default=True, help="Smoothness kernel width (pixels).")
-@click.option("--gaussian-compat", type=positive, default=3.0, show_default=True, help="Smoothness kernel weight.")
-@click.option("--bilateral-sxy", type=positive, default=50.0, show_default=True, help="Appearance kernel width (pixels).")
-@click.option("--bilateral-srgb", type=positive, default=13.0, show_default=True,
-              help="Appearance kernel intensity width (gray levels).")
-@click.option("--bilateral-compat", type=positive, default=10.0, show_default=True, help="Appearance kernel weight.")
-@click.option("--margin", type=click.IntRange(min=0), default=64, show_default=True,
-              help="Pixels added around each class crop (the bilateral kernel reaches beyond --bilateral-sxy).")
+@crf_options
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@image_size_option
 @array_options
 @execution_options
 @clean_options(classes_flag="--clean-classes")
-def crf(stores, images, output, csv_path, ground_truth, threshold, thresholds, quiet, key, kind, array_classes,
-        drop_channel, workers, scheduler, keep_going, report, iterations, gaussian_sxy, gaussian_compat,
-        bilateral_sxy, bilateral_srgb, bilateral_compat, margin, **clean) -> None:
+@frame_hints
+def crf(stores, images, output, csv_path, ground_truth, threshold, thresholds, quiet, shape, key, kind,
+        array_classes, drop_channel, workers, scheduler, keep_going, report, **options) -> None:
     """Refine the probability maps in STORES with a dense CRF: a folder written by hbens predict, or
     one of saved arrays from another pipeline (.npy/.npz/.pt per image, see the array options)."""
+    settings, clean = crf_settings(options), options
     guard_paths(reads=[("STORES", stores), *files_under("STORES", stores), ("--images", images),
                        *files_under("--images", images), ("--thresholds", thresholds),
                        ("--clean-config", clean["clean_config"]), ("--gt", ground_truth),
                        *files_under("--gt", ground_truth), ("--classes", array_classes)],
                 writes=[("--csv", csv_path), ("--report", report)], folder_writes=[("-o", output)])
-    from hbens.postproc.crf import CRFParams, crf_folder, describe_dice
+    from hbens.postproc.crf import crf_folder, describe_dice
 
-    params = CRFParams(iterations=iterations, gaussian_sxy=gaussian_sxy, gaussian_compat=gaussian_compat,
-                       bilateral_sxy=bilateral_sxy, bilateral_srgb=bilateral_srgb,
-                       bilateral_compat=bilateral_compat, margin=margin)
     cleanup = cleanup_from_options(**clean)
     execution = execution_from_options(workers, scheduler, keep_going, quiet)
     per_class = class_thresholds(threshold, thresholds)
     array_format = array_format_from_options(key, kind, array_classes, drop_channel)
-    summary = crf_folder(stores, images, output, params, csv=csv_path, thresholds=per_class, cleanup=cleanup,
-                         array_format=array_format, ground_truth=ground_truth, execution=execution)
+    summary = crf_folder(stores, images, output, settings, csv=csv_path, thresholds=per_class, cleanup=cleanup,
+                         array_format=array_format, ground_truth=ground_truth, execution=execution, shape=shape)
     if ground_truth:
         click.echo(describe_dice(summary.stats))
     finish(summary, f"refined {summary.images} image(s) in {summary.seconds:.1f} s into {output}", cleanup, report,

@@ -14,6 +14,7 @@ from hbens.cli.options import (
     existing_file,
     finish,
     guard_paths,
+    frame_hints,
     image_size_option,
     non_negative,
     probability,
@@ -55,6 +56,7 @@ from hbens.cli.options import (
 @array_options
 @execution_options
 @clean_options(classes_flag="--clean-classes")
+@frame_hints
 def fuse(inputs, output, strategy, threshold, thresholds, space, stores_out, precision, min_votes, union,
          intersection, weights, min_weight, class_weights, picks, scores, missing, quiet, shape, key, kind,
          array_classes, drop_channel, workers, scheduler, keep_going, report, **clean) -> None:

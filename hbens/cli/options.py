@@ -42,7 +42,7 @@ class ImageSize(click.ParamType):
     """An image size: ``N`` (N x N) or ``HxW``, each side 1 to :attr:`LARGEST` pixels."""
 
     name = "N|HxW"
-    LARGEST = 65536
+    LARGEST = 16384
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
@@ -57,9 +57,37 @@ class ImageSize(click.ParamType):
 
 
 image_size_option = click.option(
-    "--image-size", "shape", type=ImageSize(), default="2048", show_default=True,
-    help="Size of the images the RLE strings describe, N or HxW (the competition's are 2048).")
-"""``--image-size``: the frame of the RLE strings of commands that read only CSVs."""
+    "--image-size", "shape", type=ImageSize(),
+    help="The frame: size of the images the RLE strings, annotations and maps describe, N or HxW "
+         "[default: the stores', else the --images X-rays', else the saved arrays', else 2048].")
+"""``--image-size``: the frame (None when not given: the library resolves it, see :mod:`hbens.frames`)."""
+
+
+def frame_hints(command):
+    """Print each :class:`~hbens.frames.FrameWarning` that ``command`` issued, once, on stderr as
+    ``hbens NAME: hint: ...`` after its output (none when it fails); other warnings go on as they were."""
+    import functools
+    import warnings
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from hbens.frames import FrameWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FrameWarning)
+            result = command(*args, **kwargs)
+        hints = []
+        for warning in caught:
+            if not issubclass(warning.category, FrameWarning):
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+            elif str(warning.message) not in hints:
+                hints.append(str(warning.message))
+        name = click.get_current_context().info_name
+        for message in hints:
+            click.echo(f"hbens {name}: hint: {message}", err=True)
+        return result
+
+    return run
 
 
 class Weights(click.ParamType):

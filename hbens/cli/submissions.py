@@ -13,6 +13,7 @@ from hbens.cli.options import (
     existing_file,
     files_under,
     guard_paths,
+    frame_hints,
     image_size_option,
     probability,
 )
@@ -22,12 +23,14 @@ from hbens.errors import HbensError
 @click.command()
 @click.argument("submission", type=existing_file)
 @image_size_option
-def check(submission: str, shape: tuple[int, int]) -> None:
+@frame_hints
+def check(submission: str, shape: tuple[int, int] | None) -> None:
     """Validate SUBMISSION: header, 29 classes per image, every RLE."""
+    from hbens.frames import csv_frame
     from hbens.submission import check_submission
 
     guard_paths(reads=[("SUBMISSION", submission)])
-    report = check_submission(submission, shape)
+    report = check_submission(submission, csv_frame(shape))
     for problem in report.problems:
         click.echo(str(problem))
     status = "OK" if report.ok else f"INVALID ({len(report.problems)} problem(s))"
@@ -50,8 +53,10 @@ def check(submission: str, shape: tuple[int, int]) -> None:
               help="Rows absent from PREDICTION: an error, or empty masks.")
 @image_size_option
 @array_options
+@frame_hints
 def score(prediction: str, ground_truth: str, threshold: float, thresholds: str | None, out_csv: str | None,
-          plot: str | None, missing: str, shape: tuple[int, int], key, kind, array_classes, drop_channel) -> None:
+          plot: str | None, missing: str, shape: tuple[int, int] | None, key, kind, array_classes,
+          drop_channel) -> None:
     """Per-class and mean Dice of PREDICTION against the ground truth.
 
     PREDICTION is a submission CSV or a folder of probability maps (hbens stores or saved arrays),
@@ -70,7 +75,8 @@ def score(prediction: str, ground_truth: str, threshold: float, thresholds: str 
     if Path(prediction).is_dir():
         table = score_maps(prediction, ground_truth, threshold=threshold, missing=missing,
                            thresholds=read_class_values(thresholds, "threshold") if thresholds else None,
-                           array_format=array_format_from_options(key, kind, array_classes, drop_channel))
+                           array_format=array_format_from_options(key, kind, array_classes, drop_channel),
+                           shape=shape)
     else:
         table = score_submission(prediction, ground_truth, missing, shape=shape)
     inputs = (prediction, ground_truth)
@@ -81,8 +87,6 @@ def score(prediction: str, ground_truth: str, threshold: float, thresholds: str 
     for name, value in zip(table.classes, table.per_class):
         click.echo(f"{name:<12} {value:.4f}")
     click.echo(f"{'mean':<12} {table.mean:.4f}   ({len(table.images)} images)")
-    if table.mean == 0 and not Path(prediction).is_dir() and shape == (2048, 2048):
-        click.echo("hbens score: every Dice is 0; if the images are not 2048x2048, pass --image-size", err=True)
 
 
 
@@ -97,9 +101,13 @@ def score(prediction: str, ground_truth: str, threshold: float, thresholds: str 
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Picture to write (.png or .jpg).")
 @click.option("--scale", type=FiniteFloat(0, 4, min_open=True), default=0.5, show_default=True,
               help="Size of the picture relative to the image, in (0, 4].")
-def show(submission, image_name, images, other, output, scale) -> None:
-    """Draw one image's masks from SUBMISSION, each class in its color, or where it differs from --compare."""
-    from hbens.classes import IMAGE_SHAPE
+@image_size_option
+@frame_hints
+def show(submission, image_name, images, other, output, scale, shape) -> None:
+    """Draw one image's masks from SUBMISSION, each class in its color, or where it differs from --compare.
+
+    The frame is --image-size, else the --images X-rays' size, else 2048."""
+    from hbens.frames import csv_frame, resolve_frame
     from hbens.pictures import (COMPARE_COLORS, compare_masks, compare_overlay, image_rows, overlay,
                                 picture_suffix, save_picture)
 
@@ -107,7 +115,8 @@ def show(submission, image_name, images, other, output, scale) -> None:
                        *files_under("--images", images)],
                 writes=[("-o", output)])
     picture_suffix(output)
-    image_name, rles = image_rows(submission, image_name)
+    frame = csv_frame(shape, images)
+    image_name, rles = image_rows(submission, image_name, frame)
     picture = None
     if images:
         import numpy as np
@@ -118,12 +127,12 @@ def show(submission, image_name, images, other, output, scale) -> None:
         if image_name not in found:
             raise HbensError(f"{images}: no file named {image_name}")
         picture = np.round(read_gray(found[image_name]) * 255).astype(np.uint8)
-    shape = picture.shape if picture is not None else IMAGE_SHAPE
+        resolve_frame(frame, images=(str(found[image_name]), picture.shape))
     if other is None:
-        save_picture(output, overlay(rles, picture, shape), scale, inputs=(submission,))
+        save_picture(output, overlay(rles, picture, frame), scale, inputs=(submission,))
         click.echo(f"wrote {output}")
         return
-    comparison = compare_masks(rles, image_rows(other, image_name)[1], shape=shape)
+    comparison = compare_masks(rles, image_rows(other, image_name, frame)[1], shape=frame)
     save_picture(output, compare_overlay(comparison, picture), scale, inputs=(submission, other),
                  entries=COMPARE_COLORS)
     counts = ", ".join(f"{label} {pixels} px" for label, pixels in comparison.counts().items())

@@ -12,9 +12,12 @@ from hbens.cli.options import (
     execution_options,
     files_under,
     finish,
+    frame_hints,
     guard_paths,
+    image_size_option,
     refuse_repeated,
 )
+from hbens.cli.crf import crf_options, crf_settings
 
 
 @click.command()
@@ -31,15 +34,18 @@ from hbens.cli.options import (
 @click.option("--report", type=click.Path(dir_okay=False), help="Also write an HTML report of the tuning.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the folds.")
 @click.option("--quiet", is_flag=True, help="No progress bar; only the per-class table.")
+@image_size_option
+@crf_options
 @array_options
 @execution_options
-def tune(inputs, gt, output, folds, steps, images, report, seed, quiet, key, kind, array_classes, drop_channel,
-         workers, scheduler, keep_going) -> None:
+@frame_hints
+def tune(inputs, gt, output, folds, steps, images, report, seed, quiet, shape, key, kind, array_classes,
+         drop_channel, workers, scheduler, keep_going, **crf) -> None:
     """Choose, per class, how to fuse INPUTS (validation predictions: folders of probability maps and/or
     submission CSVs) and post-process them: members and weights, threshold, cleanup, CRF.
 
     Each step is kept for a class only when it raises the class's out-of-fold Dice.  Prints the
-    per-class table; the recipe is for hbens apply.
+    per-class table; the recipe (CRF settings included) is for hbens apply.
     """
     refuse_repeated("INPUTS", inputs)
     guard_paths(reads=[*(("INPUTS", path) for path in inputs), ("--gt", gt), ("--images", images),
@@ -58,6 +64,7 @@ def tune(inputs, gt, output, folds, steps, images, report, seed, quiet, key, kin
     if "crf" in chosen and images is None and given and not quiet:
         click.echo("note: the crf step needs --images; it is skipped", err=True)
     result = tune_inputs(inputs, gt, output, folds=folds, steps=chosen, images=images, seed=seed,
+                         crf_params=crf_settings(crf), shape=shape,
                          array_format=array_format_from_options(key, kind, array_classes, drop_channel),
                          execution=execution_from_options(workers, scheduler, keep_going, quiet))
     click.echo(describe_tuning(result))
@@ -84,10 +91,12 @@ def tune(inputs, gt, output, folds, steps, images, report, seed, quiet, key, kin
 @click.option("--rename", is_flag=True,
               help="Accept inputs whose names differ from the recipe's (their number and kinds must match).")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@image_size_option
 @array_options
 @execution_options
-def apply(recipe, inputs, output, stores, images, rename, quiet, key, kind, array_classes, drop_channel, workers,
-          scheduler, keep_going) -> None:
+@frame_hints
+def apply(recipe, inputs, output, stores, images, rename, quiet, shape, key, kind, array_classes, drop_channel,
+          workers, scheduler, keep_going) -> None:
     """Run RECIPE (written by hbens tune) on INPUTS, the test predictions of the same models in the
     recipe's order, into one submission."""
     refuse_repeated("INPUTS", inputs)
@@ -98,6 +107,6 @@ def apply(recipe, inputs, output, stores, images, rename, quiet, key, kind, arra
 
     summary = apply_recipe(recipe, inputs, output, stores=stores, images=images, rename=rename,
                            array_format=array_format_from_options(key, kind, array_classes, drop_channel),
-                           execution=execution_from_options(workers, scheduler, keep_going, quiet))
+                           execution=execution_from_options(workers, scheduler, keep_going, quiet), shape=shape)
     finish(summary, f"wrote {output}: {summary.rows} rows of {summary.images} image(s) in {summary.seconds:.1f} s",
            bool(summary.stats.clean.per_class), None, quiet, tuple(inputs))
