@@ -104,6 +104,7 @@ def world(tmp_path_factory) -> World:
     clean_csv(csvs[0], scratch / "c.csv", {"Ulna": CleanConfig(min_area=10, fill_holes=True)})
     score_submission(str(csvs[0]), str(gt))
     overlay({"Ulna": "1 5"}, None, SHAPE)
+    import matplotlib.font_manager  # noqa: F401  (builds matplotlib's font cache, as the numba caches above)
     refine_image(CRFItem(store=str(stores / f"{pngs[0].stem}.npz"), image=str(pngs[0]),
                          output=str(scratch / "s.npz"), params=CRFParams(iterations=1),
                          thresholds=(0.5,) * len(CLASSES)))
@@ -202,6 +203,14 @@ def box_outside(boxes: np.ndarray) -> np.ndarray:
     moved = boxes.copy()
     moved[0] += [300, 0, 300, 0]
     return moved
+
+
+def saved_arrays(tmp: Path, world: World) -> None:
+    """Another pipeline's saved probabilities: one float32 (29, H, W) .npy per image of the world."""
+    (tmp / "saved").mkdir()
+    rng = np.random.default_rng(1)
+    for png in world.images.rglob("*.png"):
+        np.save(tmp / "saved" / f"{png.stem}.npy", rng.random((len(CLASSES), *SHAPE), dtype=np.float32))
 
 
 def truncated_model(tmp: Path, world: World, model: Path) -> None:
@@ -315,7 +324,8 @@ class Case:
     fsize: int | None = None
     model: bool = False
     interrupt: str | None = None
-    """Send SIGINT once this path (a template) exists."""
+    """Send this signal (``SIGINT``, ``SIGTERM``, ``SIGHUP``) once the first image is done, while the
+    run waits in :data:`hbens.pipeline.PAUSE_ENV`'s hook: the command is surely at work and not done."""
 
 
 USAGE = (2,)
@@ -475,7 +485,7 @@ CASES = [
          setup=other_size_image),
     Case("crf-disk-full", CRF + " -o {t}/r --csv {t}/r.csv --quiet", says="cannot write", fsize=300),
     Case("crf-ctrl-c", CRF + " -o {t}/r --iterations 40 --workers 1 --quiet", (130,), says="interrupted",
-         interrupt="{t}/r"),
+         interrupt="SIGINT"),
     # show
     Case("show-out-is-input", SHOW + " -o {csv1}", says="is also the input"),
     Case("show-out-is-image", SHOW + " --images {images} -o {image}", says="is also the input --images"),
@@ -521,7 +531,60 @@ CASES = [
          setup=truncated_model, model=True),
     Case("predict-disk-full", PREDICT + " -o {t}/p", says="cannot write", fsize=1000, model=True),
     Case("predict-ctrl-c", PREDICT + " -o {t}/p --tta hflip,vflip --workers 1", (130,), says="interrupted",
-         model=True, interrupt="{t}/p"),
+         model=True, interrupt="SIGINT"),
+    # issue 19: guard and signals. No output lies inside an input folder (where it could replace one of
+    # its files); every writer checks its suffix; SIGTERM and SIGHUP unwind as Ctrl-C does.
+    Case("fuse-out-inside-input-folder", "fuse {stores} {csv1} -o {store}", says="lies inside the input folder"),
+    Case("fuse-report-inside-input-folder", "fuse {stores} {csv1} --largest -o {t}/f.csv --report {store}",
+         says="lies inside the input folder INPUTS"),
+    Case("fuse-out-new-file-inside-input-folder", "fuse {stores} {csv1} -o {stores}/new.csv",
+         says="lies inside the input folder"),
+    Case("fuse-stores-disk-full", "fuse {stores} {csv1} -o {t}/f.csv --stores {t}/st --quiet", says="cannot write",
+         fsize=200),
+    Case("tune-out-inside-store-folder", "tune {stores} {csv1} --gt {gt} -o {store}", says="lies inside the input"),
+    Case("tune-out-is-gt-json", "tune {csv1} {csv2} --gt {gt} -o {json}", says="lies inside the input folder --gt"),
+    Case("tune-report-inside-gt", "tune {csv1} {csv2} --gt {gt} -o {t}/r.yaml --report {gt}/r.html",
+         says="lies inside the input folder --gt"),
+    Case("apply-out-inside-store-folder", "apply {clean_yaml} {stores} {csv1} -o {store}",
+         says="lies inside the input folder"),
+    Case("apply-stores-inside-store-folder", "apply {clean_yaml} {stores} {csv1} -o {t}/a.csv --stores {stores}/s",
+         says="lies inside"),
+    Case("score-out-inside-map-folder", "score {stores} --gt {gt} --out {store}", says="lies inside the input folder"),
+    Case("score-plot-inside-gt", SCORE + " --plot {gt}/x.png", says="lies inside the input folder --gt"),
+    Case("crf-csv-inside-images", CRF + " -o {t}/r --csv {images}/x.csv", says="lies inside the input folder"),
+    Case("crf-report-inside-stores", CRF + " -o {t}/r --largest --report {stores}/r.csv",
+         says="lies inside the input folder STORES"),
+    Case("predict-report-inside-images", PREDICT_FAKE + " --largest --report {images}/r.csv",
+         says="lies inside the input folder --images"),
+    Case("show-out-inside-images", SHOW + " --images {images} -o {images}/x.png",
+         says="lies inside the input folder --images"),
+    Case("fuse-out-suffix", FUSE + " -o {t}/f.npz", says="ending in .csv"),
+    Case("fuse-report-suffix", FUSE + " --largest -o {t}/f.csv --report {t}/r.txt", says="ending in .csv"),
+    Case("clean-out-suffix", CLEAN + " -o {t}/c.yaml", says="ending in .csv"),
+    Case("score-out-suffix", SCORE + " --out {t}/s.npz", says="ending in .csv"),
+    Case("crf-csv-suffix", CRF + " -o {t}/r --csv {t}/r.npz", says="ending in .csv"),
+    Case("tune-out-suffix", "tune {csv1} {csv2} --gt {gt} -o {t}/r.csv", says="ending in .yaml"),
+    Case("tune-report-suffix", "tune {csv1} {csv2} --gt {gt} -o {t}/r.yaml --report {t}/r.csv",
+         says="ending in .html"),
+    Case("apply-out-suffix", "apply {clean_yaml} {csv1} {csv2} -o {t}/a.yaml", says="ending in .csv"),
+    Case("crf-sigterm", CRF + " -o {t}/r --iterations 40 --workers 1 --quiet", (143,),
+         says="stopped by SIGTERM", interrupt="SIGTERM"),
+    Case("crf-sighup", CRF + " -o {t}/r --iterations 40 --workers 1 --quiet", (129,),
+         says="stopped by SIGHUP", interrupt="SIGHUP"),
+    Case("crf-sigterm-processes", CRF + " -o {t}/r --csv {t}/r.csv --iterations 40 --scheduler processes "
+         "--workers 2 --quiet", (143,), says="stopped by SIGTERM", interrupt="SIGTERM"),
+    Case("fuse-sigterm", FUSE + " -o {t}/f.csv --workers 1 --quiet", (143,), says="stopped by SIGTERM",
+         interrupt="SIGTERM"),
+    Case("fuse-soft-sigterm", "fuse {stores} {csv1} -o {t}/f.csv --stores {t}/st --workers 1 --quiet", (143,),
+         says="stopped by SIGTERM", interrupt="SIGTERM"),
+    Case("clean-sighup", CLEAN + " -o {t}/c.csv --workers 1 --quiet", (129,), says="stopped by SIGHUP",
+         interrupt="SIGHUP"),
+    Case("tune-sigterm", "tune {csv1} {csv2} --gt {gt} -o {t}/r.yaml --folds 2 --workers 1 --quiet", (143,),
+         says="stopped by SIGTERM", interrupt="SIGTERM"),
+    Case("import-sigterm", "import {t}/saved -o {t}/imp --workers 1 --quiet", (143,), says="stopped by SIGTERM",
+         setup=saved_arrays, interrupt="SIGTERM"),
+    Case("predict-sigterm", PREDICT + " -o {t}/p --csv {t}/p.csv --workers 1", (143,), says="stopped by SIGTERM",
+         model=True, interrupt="SIGTERM"),
     # issue 19: clusters. A malformed --scheduler address is a usage error before any work (was a
     # traceback after 21 s); an address where no scheduler answers is one line after the connect timeout.
     Case("fuse-scheduler-port-not-a-number", FUSE + " -o {t}/f.csv --scheduler tcp://127.0.0.1:abc", USAGE,
@@ -630,15 +693,22 @@ def full_disk(limit: int) -> Callable[[], None]:
     return limit_file_size
 
 
-def interrupted(argv: list[str], cwd: Path, env: dict, when: Path) -> subprocess.CompletedProcess:
-    """Run ``argv``, send SIGINT as soon as ``when`` exists (the command is at work), collect it."""
-    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    deadline = time.monotonic() + 120
-    while not when.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    process.send_signal(signal.SIGINT)
+def interrupted(argv: list[str], cwd: Path, env: dict, name: str, marker: Path) -> subprocess.CompletedProcess:
+    """Run ``argv`` with the pipeline's pause hook on; once its first image is done (``marker``
+    exists and the run waits), send the signal ``name``, and collect the command."""
+    from hbens.pipeline import PAUSE_ENV
+
+    process = subprocess.Popen(argv, cwd=cwd, env={**env, PAUSE_ENV: str(marker)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not marker.exists() or process.poll() is not None:
+        process.kill()
+        pytest.fail(f"the command ended before its first image was done: {process.communicate()}")
+    process.send_signal(getattr(signal, name))
     stdout, stderr = process.communicate(timeout=120)
+    marker.unlink()
     return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
@@ -669,7 +739,7 @@ def test_wrong_command_fails_cleanly(case: Case, world: World, tmp_path: Path, r
     before = snapshot(*roots)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     if case.interrupt:
-        result = interrupted(argv, tmp_path, env, Path(case.interrupt.format(**fields)))
+        result = interrupted(argv, tmp_path, env, case.interrupt, tmp_path.with_name(tmp_path.name + ".paused"))
     else:
         result = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
                                 preexec_fn=full_disk(case.fsize) if case.fsize else None)
