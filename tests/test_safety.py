@@ -665,6 +665,37 @@ CASES = [
          says="gives 5 channels, expected 29", setup=traced("m.ts", 5)),
     Case("predict-torchscript-as-state-dict", PREDICT_FAKE.replace("{fake_ckpt}", "{t}/m.ts") + " --format state-dict",
          says="not a PyTorch checkpoint", setup=traced("m.ts", 29)),
+    # issue 19: frames. One frame per run (--image-size, else the stores', else the X-rays', else the saved
+    # arrays'); two are one error naming both, before anything is written; --image-size is 1 to 16384.
+    Case("fuse-store-frame-and-larger-saved-arrays", "fuse {stores} {t}/sv -o {t}/f.csv",
+         says="is 256x256 but", setup=lambda tmp, world: ((tmp / "sv").mkdir(), np.save(
+             tmp / "sv" / f"{world.image.stem}.npy", np.zeros((len(CLASSES), 384, 384), np.float32)))),
+    Case("fuse-stores-of-two-frames", "fuse {stores} {t}/st -o {t}/f.csv", says="is 128x128",
+         setup=lambda tmp, world: ((tmp / "st").mkdir(), write_store(
+             tmp / "st" / world.store.name, [tight_crop(np.zeros((128, 128), np.float32), (0, 0))] * len(CLASSES),
+             (128, 128), image=world.image.name))),
+    Case("fuse-image-size-against-stores", "fuse {stores} {csv1} -o {t}/f.csv --image-size 384",
+         says="--image-size is 384x384 but"),
+    Case("score-image-size-smaller-than-saved", "score {t}/saved --gt {gt} --image-size 128",
+         says="--image-size is 128x128 but", setup=saved_arrays),
+    Case("tune-image-size-against-stores", "tune {stores} --gt {gt} -o {t}/r.yaml --image-size 128",
+         says="--image-size is 128x128 but"),
+    Case("crf-image-size-against-xrays", CRF + " -o {t}/r --image-size 384", says="--image-size is 384x384 but"),
+    Case("show-image-size-against-xrays", SHOW + " --images {images} -o {t}/s.png --image-size 384",
+         says="--image-size is 384x384 but"),
+    Case("tune-image-size-zero", "tune {stores} --gt {gt} -o {t}/r.yaml --image-size 0", USAGE,
+         says="each side must be 1 to 16384"),
+    Case("apply-image-size-zero", "apply {clean_yaml} {stores} -o {t}/a.csv --image-size 0", USAGE,
+         says="each side must be"),
+    Case("show-image-size-zero", SHOW + " -o {t}/s.png --image-size 0", USAGE, says="each side must be"),
+    Case("crf-image-size-zero", CRF + " -o {t}/r --image-size 0x256", USAGE, says="each side must be"),
+    Case("import-image-size-zero", "import {stores} -o {t}/imp --image-size 0", USAGE, says="each side must be"),
+    Case("score-image-size-huge", SCORE + " --image-size 20000", USAGE, says="16384"),
+    Case("clean-image-size-huge", CLEAN + " -o {t}/c.csv --image-size 256x20000", USAGE, says="16384"),
+    Case("import-size-and-image-size-disagree", "import {t}/saved -o {t}/imp --size 256 --image-size 384", USAGE,
+         says="disagree", setup=saved_arrays),
+    Case("tune-crf-width-zero", "tune {stores} --gt {gt} -o {t}/r.yaml --bilateral-sxy 0", USAGE,
+         says="--bilateral-sxy"),
 ]
 
 
