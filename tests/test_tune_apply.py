@@ -13,7 +13,7 @@ from hbens.cli import cli
 from hbens.errors import HbensError
 from hbens.pipeline import Execution
 from hbens.postproc.clean import CleanConfig, clean_rows
-from hbens.postproc.crf import CRFParams
+from hbens.postproc.crf import CRFParams, frame_params
 from hbens.probabilities import ProbabilityStore
 from hbens.submission import read_submission
 from hbens.tune import ClassRecipe, Recipe, RecipeInput, apply_recipe, read_recipe, tune_inputs, write_recipe
@@ -105,7 +105,7 @@ def test_apply_scores_what_tune_measured(tmp_path, world):
     for label, change in variants.items():
         chosen = {name: replace(choice, **change) for name, choice in choices.items()}
         forced = Recipe(recipe.inputs, {name: replace(entry, cleanup=CLEANUPS[chosen[name].cleanup],
-                                                      crf=CRFParams() if chosen[name].crf else None)
+                                                      crf=frame_params(data.SHAPE) if chosen[name].crf else None)
                                         for name, entry in recipe.classes.items()})
         write_recipe(tmp_path / f"{label}.yaml", forced)
         apply_recipe(tmp_path / f"{label}.yaml", world["inputs"], tmp_path / f"{label}.csv", images=world["xrays"],
