@@ -33,6 +33,9 @@ REFERENCE_SIDE = IMAGE_SHAPE[0]
 SMALL_EXTENT = 4
 """A CSV whose runs all lie in the top 1/SMALL_EXTENT of the frame's rows looks drawn for smaller images."""
 
+HINTED_ROWS = 512
+"""Frames of fewer rows get no such hint (small test frames hold a few runs at the top by design)."""
+
 ADVICE = "pass --image-size (shape= in the API) with the images' size"
 
 
@@ -125,7 +128,7 @@ def check_extent(path, extent: int, shape: Shape) -> None:
     """Hint when every run of the CSV ``path`` ends in the top 1/:data:`SMALL_EXTENT` of the frame's rows
     (``extent``: the end of its last run, in pixels): its images are likely smaller."""
     rows = math.ceil(extent / shape[1])
-    if 0 < extent and rows * SMALL_EXTENT <= shape[0]:
+    if 0 < extent and rows * SMALL_EXTENT <= shape[0] and shape[0] >= HINTED_ROWS:
         hint(f"{path}: every run lies in the top {rows} of the {shape[0]} rows of the {text(shape)} frame; "
              f"if its images are smaller, {ADVICE}")
 
