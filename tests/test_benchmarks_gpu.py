@@ -60,6 +60,6 @@ def test_cpu_smoke_run_prints_a_sane_row_per_setting(tmp_path):
         numbers = re.findall(r"\d+\.\d+", line[len(setting.label):])
         assert len(numbers) == 2 and float(numbers[0]) > 0 and 0 <= float(numbers[1]) <= 100
         assert line.count("n/a") == 3  # peak memory, fp16 max |dp| and Dice need a GPU
-    assert text.count(f"GPU fp32 vs CPU fp32") == len(gpu.MODELS)
+    assert text.count("GPU fp32 vs CPU fp32") == len(gpu.MODELS)
     assert text.count(gpu.NA) == len(gpu.MODELS)
     assert "total:" in lines[-1]

@@ -15,6 +15,7 @@ from hbens.cli.options import (
     frame_hints,
     image_size_option,
 )
+from hbens.paths import CSV
 
 
 @click.command()
@@ -28,7 +29,7 @@ from hbens.cli.options import (
 def clean(submission, output, quiet, shape, workers, scheduler, keep_going, report, **options) -> None:
     """Clean SUBMISSION's masks: small components, largest components, holes."""
     guard_paths(reads=[("SUBMISSION", submission), ("--config", options["clean_config"])],
-                writes=[("-o", output), ("--report", report)])
+                writes=[("-o", output, CSV), ("--report", report, CSV)])
     from hbens.postproc import clean_csv
 
     execution = execution_from_options(workers, scheduler, keep_going, quiet)

@@ -13,7 +13,6 @@ from hbens.cli.options import (
     execution_from_options,
     execution_options,
     existing_file,
-    files_under,
     finish,
     frame_hints,
     guard_paths,
@@ -21,6 +20,7 @@ from hbens.cli.options import (
     positive,
     probability,
 )
+from hbens.paths import CSV
 
 
 def crf_options(command):
@@ -81,11 +81,9 @@ def crf(stores, images, output, csv_path, ground_truth, threshold, thresholds, q
     """Refine the probability maps in STORES with a dense CRF: a folder written by hbens predict, or
     one of saved arrays from another pipeline (.npy/.npz/.pt per image, see the array options)."""
     settings, clean = crf_settings(options), options
-    guard_paths(reads=[("STORES", stores), *files_under("STORES", stores), ("--images", images),
-                       *files_under("--images", images), ("--thresholds", thresholds),
-                       ("--clean-config", clean["clean_config"]), ("--gt", ground_truth),
-                       *files_under("--gt", ground_truth), ("--classes", array_classes)],
-                writes=[("--csv", csv_path), ("--report", report)], folder_writes=[("-o", output)])
+    guard_paths(reads=[("STORES", stores), ("--images", images), ("--thresholds", thresholds),
+                       ("--clean-config", clean["clean_config"]), ("--gt", ground_truth), ("--classes", array_classes)],
+                writes=[("--csv", csv_path, CSV), ("--report", report, CSV)], folder_writes=[("-o", output)])
     from hbens.postproc.crf import crf_folder, describe_dice
 
     cleanup = cleanup_from_options(**clean)

@@ -21,6 +21,7 @@ from hbens.cli.options import (
     refuse_repeated,
     weight_list,
 )
+from hbens.paths import CSV
 
 
 @click.command()
@@ -85,7 +86,7 @@ def fuse(inputs, output, strategy, threshold, thresholds, space, stores_out, pre
     guard_paths(reads=[*(("INPUTS", path) for path in inputs), *(("--scores", path) for path in scores),
                        ("--class-weights", class_weights), ("--clean-config", clean["clean_config"]),
                        ("--thresholds", thresholds), ("--classes", array_classes)],
-                writes=[("-o", output), ("--report", report)],
+                writes=[("-o", output, CSV), ("--report", report, CSV)],
                 folder_writes=[("--stores", stores_out)])
     min_votes = 1 if union else n if intersection else min_votes
     maps = any(Path(path).is_dir() for path in inputs)

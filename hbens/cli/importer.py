@@ -9,7 +9,6 @@ from hbens.cli.options import (
     array_options,
     execution_from_options,
     execution_options,
-    files_under,
     ImageSize,
     finish,
     frame_hints,
@@ -43,7 +42,7 @@ def import_arrays(src, output, size, precision, resume, quiet, shape, key, kind,
     enlarged to the frame, a larger one refused."""
     if size is not None and shape is not None and shape != (size, size):
         raise click.UsageError(f"--size {size} and --image-size {shape[0]}x{shape[1]} disagree; give one")
-    guard_paths(reads=[("SRC", src), *files_under("SRC", src), ("--classes", array_classes)],
+    guard_paths(reads=[("SRC", src), ("--classes", array_classes)],
                 folder_writes=[("-o", output)])
     from dataclasses import replace
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 from typing import Sequence
 
 import click
 
-from hbens.paths import Named
+from hbens.paths import Named, Written
 
 existing_file = click.Path(exists=True, dir_okay=False)
 
@@ -184,20 +183,13 @@ def class_thresholds(threshold: float, thresholds: str | None) -> list[float]:
     return [per_class.get(name, threshold) for name in CLASSES]
 
 
-def files_under(option: str, folder: str | None) -> list[Named]:
-    """Every file below an input ``folder``, named by its option: no output may replace one of them."""
-    if folder is None or not Path(folder).is_dir():
-        return []
-    return [(option, path) for path in sorted(Path(folder).rglob("*")) if path.is_file()]
-
-
-def guard_paths(*, reads: Sequence[Named], writes: Sequence[Named] = (), folder_writes: Sequence[Named] = ()) -> None:
+def guard_paths(*, reads: Sequence[Named], writes: Sequence[Written] = (), folder_writes: Sequence[Named] = ()) -> None:
     """Refuse, before any work, an output that is an input or another output (see
     :func:`hbens.paths.check_paths`), and remember the outputs so that a failed write names them."""
     from hbens.paths import check_paths
 
     check_paths(reads, writes, folder_writes=folder_writes)
-    outputs = [str(path) for _, path in (*writes, *folder_writes) if path is not None]
+    outputs = [str(named[1]) for named in (*writes, *folder_writes) if named[1] is not None]
     click.get_current_context().meta[OUTPUTS] = outputs
 
 

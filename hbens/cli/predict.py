@@ -13,13 +13,13 @@ from hbens.cli.options import (
     execution_from_options,
     execution_options,
     existing_file,
-    files_under,
     finish,
     guard_paths,
     probability,
     refuse_repeated,
     weight_list,
 )
+from hbens.paths import CSV
 
 
 @click.command()
@@ -96,10 +96,9 @@ def predict(checkpoints, images, output, arch, encoder, in_channels, n_classes, 
     around = parse_class_list(crop_classes, option="--crop-classes") if crop_classes else WRIST
     refuse_repeated("--ckpt", checkpoints)
     models = [("--ckpt", file) for path in checkpoints for file in [path, *checkpoint_files(path)]]
-    guard_paths(reads=[*models, ("--images", images), *files_under("--images", images), ("--thresholds", thresholds),
-                       ("--crop-from", crop_from), *files_under("--crop-from", crop_from),
-                       ("--clean-config", clean["clean_config"])],
-                writes=[("--csv", csv_path), ("--report", report)], folder_writes=[("-o", output)])
+    guard_paths(reads=[*models, ("--images", images), ("--thresholds", thresholds),
+                       ("--crop-from", crop_from), ("--clean-config", clean["clean_config"])],
+                writes=[("--csv", csv_path, CSV), ("--report", report, CSV)], folder_writes=[("-o", output)])
     parse_channels(channels)
     options = PredictOptions(size=size, window=window, overlap=overlap, blend=blend, tta=tta, merge=merge,
                              normalize=normalize, batch_size=batch_size,

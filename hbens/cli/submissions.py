@@ -11,12 +11,12 @@ from hbens.cli.options import (
     array_format_from_options,
     array_options,
     existing_file,
-    files_under,
     guard_paths,
     frame_hints,
     image_size_option,
     probability,
 )
+from hbens.paths import CSV
 from hbens.errors import HbensError
 
 
@@ -67,9 +67,9 @@ def score(prediction: str, ground_truth: str, threshold: float, thresholds: str 
     from hbens.classes import read_class_values
     from hbens.metrics import plot_format, plot_scores, score_maps, score_submission, write_scores
 
-    guard_paths(reads=[("PREDICTION", prediction), ("--gt", ground_truth), *files_under("--gt", ground_truth),
-                       ("--thresholds", thresholds), ("--classes", array_classes)],
-                writes=[("--out", out_csv), ("--plot", plot)])
+    guard_paths(reads=[("PREDICTION", prediction), ("--gt", ground_truth), ("--thresholds", thresholds),
+                       ("--classes", array_classes)],
+                writes=[("--out", out_csv, CSV), ("--plot", plot)])
     if plot:
         plot_format(plot)
     if Path(prediction).is_dir():
@@ -111,8 +111,7 @@ def show(submission, image_name, images, other, output, scale, shape) -> None:
     from hbens.pictures import (COMPARE_COLORS, compare_masks, compare_overlay, image_rows, overlay,
                                 picture_suffix, save_picture)
 
-    guard_paths(reads=[("SUBMISSION", submission), ("--compare", other), ("--images", images),
-                       *files_under("--images", images)],
+    guard_paths(reads=[("SUBMISSION", submission), ("--compare", other), ("--images", images)],
                 writes=[("-o", output)])
     picture_suffix(output)
     frame = csv_frame(shape, images)

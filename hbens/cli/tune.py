@@ -10,13 +10,13 @@ from hbens.cli.options import (
     array_options,
     execution_from_options,
     execution_options,
-    files_under,
     finish,
     frame_hints,
     guard_paths,
     image_size_option,
     refuse_repeated,
 )
+from hbens.paths import CSV, HTML, YAML
 from hbens.cli.crf import crf_options, crf_settings
 
 
@@ -49,8 +49,8 @@ def tune(inputs, gt, output, folds, steps, images, report, seed, quiet, shape, k
     """
     refuse_repeated("INPUTS", inputs)
     guard_paths(reads=[*(("INPUTS", path) for path in inputs), ("--gt", gt), ("--images", images),
-                       *files_under("--images", images), ("--classes", array_classes)],
-                writes=[("-o", output), ("--report", report)])
+                       ("--classes", array_classes)],
+                writes=[("-o", output, YAML), ("--report", report, HTML)])
     from hbens.errors import HbensError
     from hbens.tune import describe_tuning, tune_inputs
     from hbens.tune.report import write_tune_report
@@ -101,8 +101,8 @@ def apply(recipe, inputs, output, stores, images, rename, quiet, shape, key, kin
     recipe's order, into one submission."""
     refuse_repeated("INPUTS", inputs)
     guard_paths(reads=[("RECIPE", recipe), *(("INPUTS", path) for path in inputs), ("--images", images),
-                       *files_under("--images", images), ("--classes", array_classes)],
-                writes=[("-o", output)], folder_writes=[("--stores", stores)])
+                       ("--classes", array_classes)],
+                writes=[("-o", output, CSV)], folder_writes=[("--stores", stores)])
     from hbens.tune import apply_recipe
 
     summary = apply_recipe(recipe, inputs, output, stores=stores, images=images, rename=rename,

@@ -490,9 +490,7 @@ def fuse_inputs(
                          for source in inputs.sources], rules)
     images = _aligned(inputs, missing)
     metadata = {"inputs": [str(p) for p in paths], "rules": rules_metadata(rules)}
-    if stores is not None:
-        Path(stores).mkdir(parents=True, exist_ok=True)
-    with inputs.reader() as read:
+    with inputs.reader() as read, output_folders([stores] if stores is not None else [], option="--stores"):
 
         def items():
             for image in images:
