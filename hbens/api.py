@@ -3,7 +3,8 @@
 Each function does what its command does, with the same checks (the path guard of
 :func:`hbens.paths.check_paths` first, so a refused call has written nothing) and the same
 errors: an :class:`~hbens.errors.HbensError` whose message is the line the command prints after
-``Error:``.  Nothing is printed; progress bars are off.  Tables are :mod:`pandas` objects.
+``Error:``.  Nothing is printed; progress bars are off unless ``progress=True``.  Tables are
+:mod:`pandas` objects.
 
 ==================  ===================================================  ==========================
 function            does                                                 returns
@@ -26,9 +27,10 @@ function            does                                                 returns
 Arguments shared by several functions, named as the command's options:
 
 - ``shape``: the frame, ``(H, W)`` or ``N``; None resolves it as :mod:`hbens.frames` says.
-- ``workers``, ``scheduler``, ``keep_going``: the :class:`~hbens.pipeline.Execution` of the
-  per-image tasks (``--workers``, ``--scheduler``, ``--keep-going``); images that fail with
-  ``keep_going`` are listed in the summary's ``failed``.
+- ``workers``, ``scheduler``, ``keep_going``, ``progress``: the :class:`~hbens.pipeline.Execution`
+  of the per-image tasks (``--workers``, ``--scheduler``, ``--keep-going``; ``progress``: a progress
+  bar on terminals, as the commands show); images that fail with ``keep_going`` are listed in the
+  summary's ``failed``.
 - ``key``, ``kind``, ``array_classes``, ``drop_channel``: how to read saved arrays of another
   pipeline (:class:`~hbens.saved_arrays.ArrayFormat`; ``array_classes`` is a file or a list).
 - ``min_area``, ``keep``, ``largest``, ``fill_holes``, ``connectivity``, ``clean_classes``,
@@ -97,8 +99,14 @@ def _frame(shape: Shape) -> tuple[int, int] | None:
     return int(sides[0]), int(sides[1])
 
 
-def _execution(workers: int | None, scheduler: str, keep_going: bool, default_workers: int | None = None) -> Execution:
-    return Execution(workers=workers or default_workers, scheduler=scheduler, keep_going=keep_going)
+def _execution(workers: int | None, scheduler: str, keep_going: bool, progress: bool,
+               default_workers: int | None = None) -> Execution:
+    """The :class:`~hbens.pipeline.Execution` of the arguments; a bad ``scheduler`` is a usage error."""
+    try:
+        return Execution(workers=workers or default_workers, scheduler=scheduler, keep_going=keep_going,
+                         progress=progress)
+    except HbensError as error:
+        raise UsageError(str(error)) from None
 
 
 def _cleanup(min_area: int, keep: int | None, largest: bool, fill_holes: bool, connectivity: int,
@@ -192,9 +200,10 @@ def _paths(values: Sequence[PathLike] | PathLike) -> list[str]:
 
 
 def _clean_report(summary: RunSummary, cleanup, report: PathLike | None, inputs: Sequence[str] = ()) -> None:
-    """Write the per-class clean report when asked, as the commands do."""
+    """Mark the summary ``cleaned`` when a cleanup ran, and write the per-class clean report when asked."""
     from hbens.postproc import write_clean_report
 
+    summary.cleaned = cleanup is not None
     if cleanup and report:
         write_clean_report(report, getattr(summary.stats, "clean", summary.stats), tuple(inputs))
 
@@ -484,7 +493,8 @@ def fuse(inputs: Sequence[PathLike], output: PathLike, *, strategy: str | None =
          min_area: int = 0, keep: int | None = None, largest: bool = False, fill_holes: bool = False,
          connectivity: int = 8, clean_classes: Sequence[str] | str | None = None,
          clean_config: PathLike | None = None, report: PathLike | None = None, workers: int | None = None,
-         scheduler: str = "auto", keep_going: bool = False) -> RunSummary:
+         scheduler: str = "auto", keep_going: bool = False,
+         progress: bool = False) -> RunSummary:
     """Fuse submissions and folders of probability maps into one submission, as ``hbens fuse``.
 
     CSVs alone are voted on runs; maps (and CSVs beside them, as 0/1 maps) are averaged per class.
@@ -560,7 +570,7 @@ def fuse(inputs: Sequence[PathLike], output: PathLike, *, strategy: str | None =
     class_weights = _class_weights(class_weights, n)
     scored = [read_scores(str(s)) if isinstance(s, (str, Path)) else _class_values(s, "dice") for s in scores] or None
     cleanup = _cleanup(min_area, keep, largest, fill_holes, connectivity, clean_classes, clean_config)
-    execution = _execution(workers, scheduler, keep_going)
+    execution = _execution(workers, scheduler, keep_going, progress)
     if not maps and strategy != "soft" and thresholds is None and stores is None:
         rules = (classwise_rules(n, picks, scored) if strategy == "classwise"
                  else hard_rules(n, min_votes, weights, min_weight, class_weights))
@@ -589,7 +599,8 @@ def clean(submission: PathLike, output: PathLike, *, min_area: int = 0, keep: in
           largest: bool = False, fill_holes: bool = False, connectivity: int = 8,
           classes: Sequence[str] | str | None = None, config: PathLike | None = None,
           report: PathLike | None = None, shape: Shape = None, workers: int | None = None,
-          scheduler: str = "auto", keep_going: bool = False) -> RunSummary:
+          scheduler: str = "auto", keep_going: bool = False,
+          progress: bool = False) -> RunSummary:
     """Clean a submission's masks, as ``hbens clean``: small components, largest components, holes.
 
     Parameters
@@ -627,7 +638,7 @@ def clean(submission: PathLike, output: PathLike, *, min_area: int = 0, keep: in
     from hbens.postproc import clean_csv
 
     check_paths([("SUBMISSION", submission), ("--config", config)], [("-o", output, CSV), ("--report", report, CSV)])
-    execution = _execution(workers, scheduler, keep_going)
+    execution = _execution(workers, scheduler, keep_going, progress)
     cleanup = _cleanup(min_area, keep, largest, fill_holes, connectivity, classes, config)
     if cleanup is None:
         raise UsageError("nothing to do: give --min-area, --keep/--largest, --fill-holes or --config")
@@ -646,7 +657,8 @@ def crf(stores: PathLike, images: PathLike, output: PathLike, *, csv: PathLike |
         min_area: int = 0, keep: int | None = None, largest: bool = False, fill_holes: bool = False,
         connectivity: int = 8, clean_classes: Sequence[str] | str | None = None,
         clean_config: PathLike | None = None, report: PathLike | None = None, workers: int | None = None,
-        scheduler: str = "auto", keep_going: bool = False) -> RunSummary:
+        scheduler: str = "auto", keep_going: bool = False,
+        progress: bool = False) -> RunSummary:
     """Refine probability maps with a dense CRF against their X-rays, as ``hbens crf``.
 
     Parameters
@@ -694,7 +706,8 @@ def crf(stores: PathLike, images: PathLike, output: PathLike, *, csv: PathLike |
     cleanup = _cleanup(min_area, keep, largest, fill_holes, connectivity, clean_classes, clean_config)
     summary = crf_folder(stores, images, output, params, csv=csv, thresholds=_thresholds(threshold, thresholds),
                          cleanup=cleanup, array_format=_array_format(key, kind, array_classes, drop_channel),
-                         ground_truth=gt, execution=_execution(workers, scheduler, keep_going), shape=_frame(shape))
+                         ground_truth=gt, execution=_execution(workers, scheduler, keep_going, progress),
+                         shape=_frame(shape))
     _clean_report(summary, cleanup, report)
     return summary
 
@@ -702,7 +715,8 @@ def crf(stores: PathLike, images: PathLike, output: PathLike, *, csv: PathLike |
 def import_arrays(src: PathLike, output: PathLike, *, size: int | None = None, precision: str = "auto",
                   resume: bool = False, shape: Shape = None, key: str | None = None, kind: str = "auto",
                   array_classes: PathLike | Sequence[str] | None = None, drop_channel: int | None = None,
-                  workers: int | None = None, scheduler: str = "auto", keep_going: bool = False) -> RunSummary:
+                  workers: int | None = None, scheduler: str = "auto", keep_going: bool = False,
+                  progress: bool = False) -> RunSummary:
     """Convert another pipeline's saved arrays to hbens probability stores, as ``hbens import``.
 
     Parameters
@@ -745,7 +759,7 @@ def import_arrays(src: PathLike, output: PathLike, *, size: int | None = None, p
     check_paths([("SRC", src), ("--classes", _file(array_classes))], [], folder_writes=[("-o", output)])
     fmt = replace(_array_format(key, kind, array_classes, drop_channel), size=frame or ((size, size) if size else None))
     return import_folder(src, output, fmt, precision=_precision(precision), resume=resume,
-                         execution=_execution(workers, scheduler, keep_going))
+                         execution=_execution(workers, scheduler, keep_going, progress))
 
 
 # ----------------------------------------------------------------------------- recipes
@@ -756,7 +770,7 @@ def tune(inputs: Sequence[PathLike], gt: PathLike, output: PathLike, *, folds: i
          crf_params: Mapping[str, float] | None = None, report: PathLike | None = None, shape: Shape = None,
          key: str | None = None, kind: str = "auto", array_classes: PathLike | Sequence[str] | None = None,
          drop_channel: int | None = None, workers: int | None = None, scheduler: str = "auto",
-         keep_going: bool = False) -> TunedRecipe:
+         keep_going: bool = False, progress: bool = False) -> TunedRecipe:
     """Choose, per class, how to fuse and post-process validation predictions, as ``hbens tune``.
 
     Each step (members and weights, threshold, cleanup, CRF) is kept for a class only when it
@@ -814,7 +828,7 @@ def tune(inputs: Sequence[PathLike], gt: PathLike, output: PathLike, *, folds: i
     result = tune_inputs(inputs, gt, output, folds=folds, steps=chosen, images=images, seed=seed,
                          crf_params=crf_params, shape=_frame(shape),
                          array_format=_array_format(key, kind, array_classes, drop_channel),
-                         execution=_execution(workers, scheduler, keep_going))
+                         execution=_execution(workers, scheduler, keep_going, progress))
     if report is not None:
         write_tune_report(report, result, gt=gt, inputs=inputs, folds=folds)
     return TunedRecipe(result.recipe.inputs, result.recipe.classes, path=str(output), table=tune_table(result),
@@ -825,7 +839,8 @@ def apply(recipe: PathLike | Recipe, inputs: Sequence[PathLike], output: PathLik
           stores: PathLike | None = None, images: PathLike | None = None, rename: bool = False,
           shape: Shape = None, key: str | None = None, kind: str = "auto",
           array_classes: PathLike | Sequence[str] | None = None, drop_channel: int | None = None,
-          workers: int | None = None, scheduler: str = "auto", keep_going: bool = False) -> RunSummary:
+          workers: int | None = None, scheduler: str = "auto", keep_going: bool = False,
+          progress: bool = False) -> RunSummary:
     """Run a recipe on the test predictions of the same models, as ``hbens apply``.
 
     Parameters
@@ -873,7 +888,7 @@ def apply(recipe: PathLike | Recipe, inputs: Sequence[PathLike], output: PathLik
                     folder_writes=[("--stores", stores)])
         return apply_recipe(recipe, inputs, output, stores=stores, images=images, rename=rename,
                             array_format=_array_format(key, kind, array_classes, drop_channel),
-                            execution=_execution(workers, scheduler, keep_going), shape=_frame(shape))
+                            execution=_execution(workers, scheduler, keep_going, progress), shape=_frame(shape))
 
 
 def _recipe_file(recipe: PathLike | Recipe, folder: str) -> str:
@@ -904,7 +919,7 @@ def predict(checkpoints: Sequence[PathLike], images: PathLike, output: PathLike,
             keep: int | None = None, largest: bool = False, fill_holes: bool = False, connectivity: int = 8,
             clean_classes: Sequence[str] | str | None = None, clean_config: PathLike | None = None,
             report: PathLike | None = None, workers: int | None = None, scheduler: str = "auto",
-            keep_going: bool = False) -> RunSummary:
+            keep_going: bool = False, progress: bool = False) -> RunSummary:
     """Predict per-class probabilities of every PNG under ``images`` with each checkpoint, as
     ``hbens predict`` (its options, by the same names: see ``hbens predict --help``).
 
@@ -972,7 +987,7 @@ def predict(checkpoints: Sequence[PathLike], images: PathLike, output: PathLike,
                              normalize=normalize, batch_size=batch_size, precision=_precision(precision))
     cleanup = _cleanup(min_area, keep, largest, fill_holes, connectivity, clean_classes, clean_config)
     runs_on = resolve_device(device)
-    execution = _execution(workers, scheduler, keep_going, default_predict_workers([runs_on]))
+    execution = _execution(workers, scheduler, keep_going, progress, default_predict_workers([runs_on]))
     spec = ModelSpec(arch, encoder, in_channels, classes)
     sources = [ModelSource(checkpoint=str(Path(path).resolve()), spec=spec, allow_pickle=allow_pickle,
                            format=format, device=runs_on, channels=channels, classes=names)

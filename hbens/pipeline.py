@@ -524,13 +524,15 @@ def _collect(executor, index: int, future, names: Sequence[str], keep_going: boo
 
 @dataclass
 class RunSummary:
-    """What a pipeline run did: images done, failed (with why), summed stats, seconds."""
+    """What a pipeline run did: images done, failed (with why), summed stats, seconds, and whether
+    a cleanup ran (``cleaned``: the clean options asked for one)."""
 
     images: int = 0
     failed: list[str] = field(default_factory=list)
     stats: Any = None
     seconds: float = 0.0
     rows: int = 0
+    cleaned: bool = False
 
 
 def add_stats(total: Any, stats: Any) -> Any:

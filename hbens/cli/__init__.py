@@ -22,6 +22,7 @@ from hbens.cli.predict import predict
 from hbens.cli.submissions import check, score, show
 from hbens.cli.synth import synth
 from hbens.cli.tune import apply, tune
+from hbens.api import UsageError
 from hbens.errors import HbensError, Stopped
 from hbens.outputs import WRITE_ERRNOS
 from hbens.settings import clip
@@ -58,7 +59,8 @@ def system_error(error: OSError, *, command: str, outputs: Sequence[str]) -> str
 class HbensGroup(click.Group):
     """A group that ends every command in one line, never a traceback.
 
-    HbensError (bad input, refused operation) is ``Error: ...`` with exit status 1; an error of the
+    The API's :class:`~hbens.api.UsageError` (options that do not go together) is click's usage error,
+    with exit status 2; HbensError (bad input, refused operation) is ``Error: ...`` with exit status 1; an error of the
     system (full disk, permission, not a folder) is ``hbens CMD: cannot write PATH: reason`` with
     exit status 1; Ctrl-C is ``hbens CMD: interrupted`` with exit status 130, SIGTERM and SIGHUP
     ``hbens CMD: stopped by SIGTERM`` with 143 and 129; a closed pipe on stdout ends quietly, as
@@ -70,6 +72,8 @@ class HbensGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except UsageError as error:
+            raise self.usage_error(ctx, error) from None
         except HbensError as error:
             raise click.ClickException(clip(str(error), limit=MESSAGE_LIMIT)) from None
         except BrokenPipeError:
@@ -84,6 +88,14 @@ class HbensGroup(click.Group):
         except KeyboardInterrupt:
             click.echo(f"hbens {ctx.invoked_subcommand}: interrupted", err=True)
             ctx.exit(130)
+
+    def usage_error(self, ctx: click.Context, error: UsageError) -> click.UsageError:
+        """Click's usage error (exit status 2, the command's usage line) of the API's :class:`~hbens.api.UsageError`."""
+        name = ctx.invoked_subcommand
+        command_ctx = click.Context(self.get_command(ctx, name), info_name=name, parent=ctx)
+        if error.option:
+            return click.BadParameter(error.message, ctx=command_ctx, param_hint=error.option)
+        return click.UsageError(error.message, ctx=command_ctx)
 
 
 @click.group(cls=HbensGroup, context_settings={"help_option_names": ["-h", "--help"]})

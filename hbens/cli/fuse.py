@@ -5,23 +5,18 @@ from __future__ import annotations
 import click
 
 from hbens.cli.options import (
-    array_format_from_options,
     array_options,
     clean_options,
-    cleanup_from_options,
-    execution_from_options,
     execution_options,
     existing_file,
-    finish,
-    guard_paths,
     frame_hints,
     image_size_option,
     non_negative,
     probability,
-    refuse_repeated,
+    remember_outputs,
+    report_summary,
     weight_list,
 )
-from hbens.paths import CSV
 
 
 @click.command()
@@ -67,59 +62,16 @@ def fuse(inputs, output, strategy, threshold, thresholds, space, stores_out, pre
     CSVs alone are voted on runs; maps are averaged per class over the union of their crops.  The
     clean options, when given, clean each fused row in the same pass.
     """
-    from pathlib import Path
+    from hbens import api
+    from hbens.ensemble import FuseStats, describe_fuse
+    from hbens.ensemble.soft import describe_soft_fuse
 
-    from hbens.classes import read_class_values
-    from hbens.ensemble import classwise_rules, describe_fuse, fuse_csvs, hard_rules, read_class_weights
-    from hbens.ensemble import soft
-    from hbens.metrics import read_scores
-
-    n = len(inputs)
-    if union + intersection + (min_votes is not None) > 1:
-        raise click.UsageError("give at most one of --min-votes, --union, --intersection")
-    if min_votes is not None and min_votes > n:
-        raise click.BadParameter(f"{min_votes} is outside 1..{n} for {n} inputs", param_hint="--min-votes")
-    if weights is not None and len(weights) != n:
-        raise click.BadParameter(f"{len(weights)} weights for {n} inputs; give one per input", param_hint="--weights")
-    refuse_repeated("INPUTS", inputs)
-    refuse_repeated("--scores", scores, advice="give each input's validation scores, one file per input")
-    guard_paths(reads=[*(("INPUTS", path) for path in inputs), *(("--scores", path) for path in scores),
-                       ("--class-weights", class_weights), ("--clean-config", clean["clean_config"]),
-                       ("--thresholds", thresholds), ("--classes", array_classes)],
-                writes=[("-o", output, CSV), ("--report", report, CSV)],
-                folder_writes=[("--stores", stores_out)])
-    min_votes = 1 if union else n if intersection else min_votes
-    maps = any(Path(path).is_dir() for path in inputs)
-    strategy = strategy or ("soft" if maps else "hard")
-    if strategy == "classwise" and (min_votes is not None or weights or class_weights or min_weight is not None):
-        raise click.UsageError("--strategy classwise takes --pick and --scores, not vote options")
-    if strategy != "classwise" and (picks or scores):
-        raise click.UsageError("--pick and --scores need --strategy classwise")
-    if strategy == "soft" and (min_votes is not None or min_weight is not None):
-        raise click.UsageError("--strategy soft averages; --min-votes, --union, --intersection and --min-weight "
-                               "are for --strategy hard")
-    per_class = read_class_weights(class_weights, n) if class_weights else None
-    scored = [read_scores(path) for path in scores] if scores else None
-    cleanup = cleanup_from_options(**clean)
-    execution = execution_from_options(workers, scheduler, keep_going, quiet)
-    if not maps and strategy != "soft" and thresholds is None and stores_out is None:
-        rules = (classwise_rules(n, picks, scored) if strategy == "classwise"
-                 else hard_rules(n, min_votes, weights, min_weight, per_class))
-        summary = fuse_csvs(inputs, output, rules, missing=missing, cleanup=cleanup, execution=execution, shape=shape)
-        finish(summary, describe_fuse(summary, output, inputs), cleanup, report, quiet, tuple(inputs))
-        return
-    per_threshold = read_class_values(thresholds, "threshold") if thresholds else None
-    builders = {
-        "soft": lambda: soft.soft_rules(n, weights=weights, class_weights=per_class, threshold=threshold,
-                                        thresholds=per_threshold, space=space),
-        "classwise": lambda: soft.classwise_soft_rules(n, picks=picks, scores=scored, threshold=threshold,
-                                                       thresholds=per_threshold, space=space),
-        "hard": lambda: soft.hard_store_rules(n, min_votes=min_votes, weights=weights, min_weight=min_weight,
-                                              class_weights=per_class, threshold=threshold,
-                                              thresholds=per_threshold),
-    }
-    summary = soft.fuse_inputs(inputs, output, builders[strategy](), missing=missing, stores=stores_out,
-                               precision="float16" if precision == "fp16" else "uint8",
-                               array_format=array_format_from_options(key, kind, array_classes, drop_channel),
-                               cleanup=cleanup, execution=execution, shape=shape)
-    finish(summary, soft.describe_soft_fuse(summary, output, inputs), cleanup, report, quiet, tuple(inputs))
+    remember_outputs(output, report, stores_out)
+    summary = api.fuse(inputs, output, strategy=strategy, threshold=threshold, thresholds=thresholds, space=space,
+                       stores=stores_out, precision=precision, min_votes=min_votes, union=union,
+                       intersection=intersection, weights=weights, min_weight=min_weight,
+                       class_weights=class_weights, picks=picks, scores=scores, missing=missing, shape=shape,
+                       key=key, kind=kind, array_classes=array_classes, drop_channel=drop_channel, report=report,
+                       workers=workers, scheduler=scheduler, keep_going=keep_going, progress=not quiet, **clean)
+    describe = describe_fuse if isinstance(summary.stats, FuseStats) else describe_soft_fuse
+    report_summary(summary, describe(summary, output, inputs), summary.cleaned, quiet)

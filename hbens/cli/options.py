@@ -189,8 +189,13 @@ def guard_paths(*, reads: Sequence[Named], writes: Sequence[Written] = (), folde
     from hbens.paths import check_paths
 
     check_paths(reads, writes, folder_writes=folder_writes)
-    outputs = [str(named[1]) for named in (*writes, *folder_writes) if named[1] is not None]
-    click.get_current_context().meta[OUTPUTS] = outputs
+    remember_outputs(*(named[1] for named in (*writes, *folder_writes)))
+
+
+def remember_outputs(*paths) -> None:
+    """Remember the paths a command writes (None: not written) in ``ctx.meta``, so that a failed
+    write names them; the API's path guard checks them."""
+    click.get_current_context().meta[OUTPUTS] = [str(path) for path in paths if path is not None]
 
 
 def refuse_repeated(option: str, paths: Sequence[str],
@@ -208,11 +213,17 @@ def finish(summary, description: str, cleanup, report: str | None, quiet: bool, 
     """Write the clean report when asked, the summary on stderr unless quiet, and exit 1 on failed images."""
     from hbens.postproc import write_clean_report
 
-    clean = getattr(summary.stats, "clean", summary.stats)
     if cleanup and report:
-        write_clean_report(report, clean, inputs)
+        write_clean_report(report, getattr(summary.stats, "clean", summary.stats), inputs)
+    report_summary(summary, description, cleanup, quiet)
+
+
+def report_summary(summary, description: str, cleaned: bool, quiet: bool) -> None:
+    """The summary of a run on stderr unless quiet (with what the cleanup did when ``cleaned``),
+    and exit status 1 when images failed."""
+    clean = getattr(summary.stats, "clean", summary.stats)
     if not quiet:
-        text = description + (f"; {clean}" if cleanup else "")
+        text = description + (f"; {clean}" if cleaned else "")
         if summary.failed:
             text += f"\n{len(summary.failed)} image(s) failed:\n  " + "\n  ".join(summary.failed)
         click.echo(text, err=True)
