@@ -6,16 +6,13 @@ import click
 
 from hbens.cli.options import (
     clean_options,
-    cleanup_from_options,
-    execution_from_options,
     execution_options,
     existing_file,
-    finish,
-    guard_paths,
     frame_hints,
     image_size_option,
+    remember_outputs,
+    report_summary,
 )
-from hbens.paths import CSV
 
 
 @click.command()
@@ -26,16 +23,14 @@ from hbens.paths import CSV
 @execution_options
 @clean_options(config_flags=("--config", "--clean-config"))
 @frame_hints
-def clean(submission, output, quiet, shape, workers, scheduler, keep_going, report, **options) -> None:
+def clean(submission, output, quiet, shape, workers, scheduler, keep_going, min_area, keep, largest, fill_holes,
+          connectivity, clean_classes, clean_config, report) -> None:
     """Clean SUBMISSION's masks: small components, largest components, holes."""
-    guard_paths(reads=[("SUBMISSION", submission), ("--config", options["clean_config"])],
-                writes=[("-o", output, CSV), ("--report", report, CSV)])
-    from hbens.postproc import clean_csv
+    from hbens import api
 
-    execution = execution_from_options(workers, scheduler, keep_going, quiet)
-    cleanup = cleanup_from_options(**options)
-    if cleanup is None:
-        raise click.UsageError("nothing to do: give --min-area, --keep/--largest, --fill-holes or --config")
-    summary = clean_csv(submission, output, cleanup, execution=execution, shape=shape)
-    finish(summary, f"wrote {output}: {summary.rows} rows in {summary.seconds:.1f} s", cleanup, report, quiet,
-            (submission,))
+    remember_outputs(output, report)
+    summary = api.clean(submission, output, min_area=min_area, keep=keep, largest=largest, fill_holes=fill_holes,
+                        connectivity=connectivity, classes=clean_classes, config=clean_config, report=report,
+                        shape=shape, workers=workers, scheduler=scheduler, keep_going=keep_going, progress=not quiet)
+    description = f"wrote {output}: {summary.rows} rows in {summary.seconds:.1f} s"
+    report_summary(summary, description, summary.cleaned, quiet)
