@@ -19,6 +19,7 @@ function            does                                                 returns
 :func:`score`       Dice of each image and class                         Scores
 :func:`check`       validation of a submission                           CheckReport
 :func:`show`        a picture of one image's masks                       (H, W, 3) uint8 array
+:func:`draw`        the same, with the image's name and pixel counts     Drawing
 :func:`synth`       hand phantoms in the competition's layout            dict of PNG paths
 :func:`demo`        the whole pipeline on phantoms                       DemoResult
 :func:`read_submission`  a submission as a table                         DataFrame
@@ -439,6 +440,45 @@ def show(submission: PathLike, *, image: str | None = None, images: PathLike | N
     >>> picture.shape, picture.dtype
     ((128, 128, 3), dtype('uint8'))
     """
+    return draw(submission, image=image, images=images, compare=compare, shape=shape, output=output,
+                scale=scale).picture
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """What :func:`draw` drew: the (H, W, 3) uint8 ``picture``, the ``image`` it shows and, with
+    ``compare``, the pixels of each layer (``counts``)."""
+
+    picture: np.ndarray
+    image: str
+    counts: dict[str, int] | None = None
+
+
+def draw(submission: PathLike, *, image: str | None = None, images: PathLike | None = None,
+         compare: PathLike | None = None, shape: Shape = None, output: PathLike | None = None,
+         scale: float = 0.5) -> Drawing:
+    """:func:`show`, with the name of the image drawn and the pixel counts of a comparison (what
+    ``hbens show`` prints).
+
+    Parameters
+    ----------
+    submission, image, images, compare, shape, output, scale
+        As :func:`show`.
+
+    Returns
+    -------
+    Drawing
+        ``picture`` (what :func:`show` returns), ``image`` and ``counts`` (None without ``compare``).
+
+    Examples
+    --------
+    >>> import tempfile, hbens.api as hb
+    >>> from hbens.synthetic import write_example
+    >>> gt, csvs = write_example(tempfile.mkdtemp(), n_images=1, shape=(64, 64))
+    >>> drawing = hb.draw(csvs[0], compare=csvs[1], shape=64)
+    >>> drawing.picture.shape, list(drawing.counts)
+    ((64, 64, 3), ['in both', 'only in the first', 'only in the second', 'a different class in each'])
+    """
     from hbens.pictures import (
         COMPARE_COLORS,
         compare_masks,
@@ -456,15 +496,15 @@ def show(submission: PathLike, *, image: str | None = None, images: PathLike | N
     image, rles = image_rows(submission, image, frame)
     xray = None if images is None else _xray(images, image, frame)
     inputs = tuple(str(path) for path in (submission, compare) if path is not None)
+    counts, entries = None, None
     if compare is None:
         picture = overlay(rles, xray, frame)
-        entries = None
     else:
-        picture = compare_overlay(compare_masks(rles, image_rows(compare, image, frame)[1], shape=frame), xray)
-        entries = COMPARE_COLORS
+        comparison = compare_masks(rles, image_rows(compare, image, frame)[1], shape=frame)
+        picture, counts, entries = compare_overlay(comparison, xray), comparison.counts(), COMPARE_COLORS
     if output is not None:
         save_picture(output, picture, scale, inputs=inputs, entries=entries)
-    return picture
+    return Drawing(picture, image, counts)
 
 
 def _xray(images: PathLike, image: str, frame: tuple[int, int]) -> np.ndarray:

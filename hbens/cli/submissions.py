@@ -8,16 +8,13 @@ import click
 
 from hbens.cli.options import (
     FiniteFloat,
-    array_format_from_options,
     array_options,
     existing_file,
-    guard_paths,
     frame_hints,
     image_size_option,
     probability,
+    remember_outputs,
 )
-from hbens.paths import CSV
-from hbens.errors import HbensError
 
 
 @click.command()
@@ -26,11 +23,9 @@ from hbens.errors import HbensError
 @frame_hints
 def check(submission: str, shape: tuple[int, int] | None) -> None:
     """Validate SUBMISSION: header, 29 classes per image, every RLE."""
-    from hbens.frames import csv_frame
-    from hbens.submission import check_submission
+    from hbens import api
 
-    guard_paths(reads=[("SUBMISSION", submission)])
-    report = check_submission(submission, csv_frame(shape))
+    report = api.check(submission, shape=shape)
     for problem in report.problems:
         click.echo(str(problem))
     status = "OK" if report.ok else f"INVALID ({len(report.problems)} problem(s))"
@@ -62,28 +57,12 @@ def score(prediction: str, ground_truth: str, threshold: float, thresholds: str 
     PREDICTION is a submission CSV or a folder of probability maps (hbens stores or saved arrays),
     thresholded at --threshold.
     """
-    from pathlib import Path
+    from hbens import api
 
-    from hbens.classes import read_class_values
-    from hbens.metrics import plot_format, plot_scores, score_maps, score_submission, write_scores
-
-    guard_paths(reads=[("PREDICTION", prediction), ("--gt", ground_truth), ("--thresholds", thresholds),
-                       ("--classes", array_classes)],
-                writes=[("--out", out_csv, CSV), ("--plot", plot)])
-    if plot:
-        plot_format(plot)
-    if Path(prediction).is_dir():
-        table = score_maps(prediction, ground_truth, threshold=threshold, missing=missing,
-                           thresholds=read_class_values(thresholds, "threshold") if thresholds else None,
-                           array_format=array_format_from_options(key, kind, array_classes, drop_channel),
-                           shape=shape)
-    else:
-        table = score_submission(prediction, ground_truth, missing, shape=shape)
-    inputs = (prediction, ground_truth)
-    if out_csv:
-        write_scores(out_csv, table, inputs)
-    if plot:
-        plot_scores(plot, table, inputs)
+    remember_outputs(out_csv, plot)
+    table = api.score(prediction, ground_truth, threshold=threshold, thresholds=thresholds, missing=missing,
+                      shape=shape, out=out_csv, plot=plot, key=key, kind=kind, array_classes=array_classes,
+                      drop_channel=drop_channel).dice
     for name, value in zip(table.classes, table.per_class):
         click.echo(f"{name:<12} {value:.4f}")
     click.echo(f"{'mean':<12} {table.mean:.4f}   ({len(table.images)} images)")
@@ -107,32 +86,13 @@ def show(submission, image_name, images, other, output, scale, shape) -> None:
     """Draw one image's masks from SUBMISSION, each class in its color, or where it differs from --compare.
 
     The frame is --image-size, else the --images X-rays' size, else 2048."""
-    from hbens.frames import csv_frame, resolve_frame
-    from hbens.pictures import (COMPARE_COLORS, compare_masks, compare_overlay, image_rows, overlay,
-                                picture_suffix, save_picture)
+    from hbens import api
 
-    guard_paths(reads=[("SUBMISSION", submission), ("--compare", other), ("--images", images)],
-                writes=[("-o", output)])
-    picture_suffix(output)
-    frame = csv_frame(shape, images)
-    image_name, rles = image_rows(submission, image_name, frame)
-    picture = None
-    if images:
-        import numpy as np
-
-        from hbens.images import find_images, read_gray
-
-        found = {path.name: path for path in find_images(images)}
-        if image_name not in found:
-            raise HbensError(f"{images}: no file named {image_name}")
-        picture = np.round(read_gray(found[image_name]) * 255).astype(np.uint8)
-        resolve_frame(frame, images=(str(found[image_name]), picture.shape))
-    if other is None:
-        save_picture(output, overlay(rles, picture, frame), scale, inputs=(submission,))
+    remember_outputs(output)
+    drawing = api.draw(submission, image=image_name, images=images, compare=other, shape=shape, output=output,
+                       scale=scale)
+    if drawing.counts is None:
         click.echo(f"wrote {output}")
         return
-    comparison = compare_masks(rles, image_rows(other, image_name, frame)[1], shape=frame)
-    save_picture(output, compare_overlay(comparison, picture), scale, inputs=(submission, other),
-                 entries=COMPARE_COLORS)
-    counts = ", ".join(f"{label} {pixels} px" for label, pixels in comparison.counts().items())
-    click.echo(f"wrote {output}: {image_name}: {counts}")
+    counts = ", ".join(f"{label} {pixels} px" for label, pixels in drawing.counts.items())
+    click.echo(f"wrote {output}: {drawing.image}: {counts}")
