@@ -212,11 +212,11 @@ class DemoRun:
                                  changes=changes, seconds=time.perf_counter() - started))
 
 
-def rows_changed(before: Path, after: Path) -> int:
-    """Rows (image, class) whose mask differs between two submissions."""
+def rows_changed(before: Path, after: Path, *, shape: tuple[int, int]) -> int:
+    """Rows (image, class) whose mask differs between two submissions of images of size ``shape``."""
     from hbens.submission import read_submission
 
-    old, new = read_submission(before), read_submission(after)
+    old, new = read_submission(before, shape), read_submission(after, shape)
     return sum(old.get(key, "").split() != rle.split() for key, rle in new.items())
 
 
@@ -397,7 +397,8 @@ def predict_models(run: DemoRun) -> None:
 
 
 def _changed_vs_models(run: DemoRun, csv: Path) -> str:
-    counts = ", ".join(f"{name} {rows_changed(run.submissions[name], csv)}" for name in run.plan.models)
+    counts = ", ".join(f"{name} {rows_changed(run.submissions[name], csv, shape=run.shape)}"
+                       for name in run.plan.models)
     return f"rows changed vs each model: {counts}"
 
 
@@ -458,7 +459,7 @@ def clean_soft(run: DemoRun) -> None:
                   started=started,
                   changes=(f"{total.components_removed} components ({total.pixels_removed} px) removed, "
                            f"{total.holes_filled} holes ({total.pixels_added} px) filled; "
-                           f"rows changed: {rows_changed(source, output)}"))
+                           f"rows changed: {rows_changed(source, output, shape=run.shape)}"))
 
 
 def crf_soft(run: DemoRun) -> None:
@@ -471,7 +472,8 @@ def crf_soft(run: DemoRun) -> None:
     crf_folder(run.fused_stores("soft"), run.images("test"), run.fused_stores("soft+crf"), params, csv=output)
     run.add_stage("soft+crf", "post", f"soft stores refined by a dense CRF on the X-ray (bilateral sxy "
                   f"{params.bilateral_sxy:g}, {params.iterations} iterations), threshold 0.5", output,
-                  started=started, changes=f"rows changed: {rows_changed(run.submissions['soft'], output)}")
+                  started=started,
+                  changes=f"rows changed: {rows_changed(run.submissions['soft'], output, shape=run.shape)}")
 
 
 def tune_recipe(run: DemoRun) -> None:
@@ -537,7 +539,7 @@ def figures(run: DemoRun) -> list[Figure]:
     best_model = max((s for s in run.stages if s.kind == "model"), key=lambda s: s.table.mean).name
     best = max((s for s in run.stages if s.kind != "model"), key=lambda s: s.table.mean).name
     sources = {"truth": truth, best_model: run.submissions[best_model], best: run.submissions[best]}
-    rows = {name: image_rows(csv, path.name)[1] for name, csv in sources.items()}
+    rows = {name: image_rows(csv, path.name, shape=run.shape)[1] for name, csv in sources.items()}
     comparisons = {(first, second): compare_masks(rows[first], rows[second], shape=run.shape)
                    for first, second in ((best, "truth"), (best, best_model))}
     ys, xs = np.nonzero(comparisons[best, "truth"].both | comparisons[best, "truth"].second)
