@@ -6,17 +6,13 @@ import click
 from click.core import ParameterSource
 
 from hbens.cli.options import (
-    array_format_from_options,
     array_options,
-    execution_from_options,
     execution_options,
-    finish,
     frame_hints,
-    guard_paths,
     image_size_option,
-    refuse_repeated,
+    remember_outputs,
+    report_summary,
 )
-from hbens.paths import CSV, HTML, YAML
 from hbens.cli.crf import crf_options, crf_settings
 
 
@@ -47,29 +43,19 @@ def tune(inputs, gt, output, folds, steps, images, report, seed, quiet, shape, k
     Each step is kept for a class only when it raises the class's out-of-fold Dice.  Prints the
     per-class table; the recipe (CRF settings included) is for hbens apply.
     """
-    refuse_repeated("INPUTS", inputs)
-    guard_paths(reads=[*(("INPUTS", path) for path in inputs), ("--gt", gt), ("--images", images),
-                       ("--classes", array_classes)],
-                writes=[("-o", output, YAML), ("--report", report, HTML)])
-    from hbens.errors import HbensError
-    from hbens.tune import describe_tuning, tune_inputs
-    from hbens.tune.report import write_tune_report
+    from hbens import api
+    from hbens.tune import describe_tuning
     from hbens.tune.tuning import parse_steps
 
-    try:
-        chosen = parse_steps(steps)
-    except HbensError as error:
-        raise click.BadParameter(str(error), param_hint="--try") from None
+    remember_outputs(output, report)
+    result = api.tune(inputs, gt, output, folds=folds, steps=steps, images=images, seed=seed,
+                      crf_params=crf_settings(crf), report=report, shape=shape, key=key, kind=kind,
+                      array_classes=array_classes, drop_channel=drop_channel, workers=workers, scheduler=scheduler,
+                      keep_going=keep_going, progress=not quiet).result
     given = click.get_current_context().get_parameter_source("steps") is not ParameterSource.DEFAULT
-    if "crf" in chosen and images is None and given and not quiet:
+    if images is None and given and not quiet and "crf" in parse_steps(steps):
         click.echo("note: the crf step needs --images; it is skipped", err=True)
-    result = tune_inputs(inputs, gt, output, folds=folds, steps=chosen, images=images, seed=seed,
-                         crf_params=crf_settings(crf), shape=shape,
-                         array_format=array_format_from_options(key, kind, array_classes, drop_channel),
-                         execution=execution_from_options(workers, scheduler, keep_going, quiet))
     click.echo(describe_tuning(result))
-    if report is not None:
-        write_tune_report(report, result, gt=gt, inputs=inputs, folds=folds)
     if not quiet:
         moved = sum(bool(entry.taken) for entry in result.classes)
         click.echo(f"wrote {output}: {moved} of {len(result.classes)} classes moved away from their baseline, "
@@ -99,14 +85,11 @@ def apply(recipe, inputs, output, stores, images, rename, quiet, shape, key, kin
           workers, scheduler, keep_going) -> None:
     """Run RECIPE (written by hbens tune) on INPUTS, the test predictions of the same models in the
     recipe's order, into one submission."""
-    refuse_repeated("INPUTS", inputs)
-    guard_paths(reads=[("RECIPE", recipe), *(("INPUTS", path) for path in inputs), ("--images", images),
-                       ("--classes", array_classes)],
-                writes=[("-o", output, CSV)], folder_writes=[("--stores", stores)])
-    from hbens.tune import apply_recipe
+    from hbens import api
 
-    summary = apply_recipe(recipe, inputs, output, stores=stores, images=images, rename=rename,
-                           array_format=array_format_from_options(key, kind, array_classes, drop_channel),
-                           execution=execution_from_options(workers, scheduler, keep_going, quiet), shape=shape)
-    finish(summary, f"wrote {output}: {summary.rows} rows of {summary.images} image(s) in {summary.seconds:.1f} s",
-           bool(summary.stats.clean.per_class), None, quiet, tuple(inputs))
+    remember_outputs(output, stores)
+    summary = api.apply(recipe, inputs, output, stores=stores, images=images, rename=rename, shape=shape, key=key,
+                        kind=kind, array_classes=array_classes, drop_channel=drop_channel, workers=workers,
+                        scheduler=scheduler, keep_going=keep_going, progress=not quiet)
+    description = f"wrote {output}: {summary.rows} rows of {summary.images} image(s) in {summary.seconds:.1f} s"
+    report_summary(summary, description, bool(summary.stats.clean.per_class), quiet)
