@@ -5,22 +5,17 @@ from __future__ import annotations
 import click
 
 from hbens.cli.options import (
-    array_format_from_options,
     array_options,
-    class_thresholds,
     clean_options,
-    cleanup_from_options,
-    execution_from_options,
     execution_options,
     existing_file,
-    finish,
     frame_hints,
-    guard_paths,
     image_size_option,
     positive,
     probability,
+    remember_outputs,
+    report_summary,
 )
-from hbens.paths import CSV
 
 
 def crf_options(command):
@@ -80,19 +75,16 @@ def crf(stores, images, output, csv_path, ground_truth, threshold, thresholds, q
         array_classes, drop_channel, workers, scheduler, keep_going, report, **options) -> None:
     """Refine the probability maps in STORES with a dense CRF: a folder written by hbens predict, or
     one of saved arrays from another pipeline (.npy/.npz/.pt per image, see the array options)."""
-    settings, clean = crf_settings(options), options
-    guard_paths(reads=[("STORES", stores), ("--images", images), ("--thresholds", thresholds),
-                       ("--clean-config", clean["clean_config"]), ("--gt", ground_truth), ("--classes", array_classes)],
-                writes=[("--csv", csv_path, CSV), ("--report", report, CSV)], folder_writes=[("-o", output)])
-    from hbens.postproc.crf import crf_folder, describe_dice
+    from hbens import api
+    from hbens.postproc.crf import describe_dice
 
-    cleanup = cleanup_from_options(**clean)
-    execution = execution_from_options(workers, scheduler, keep_going, quiet)
-    per_class = class_thresholds(threshold, thresholds)
-    array_format = array_format_from_options(key, kind, array_classes, drop_channel)
-    summary = crf_folder(stores, images, output, settings, csv=csv_path, thresholds=per_class, cleanup=cleanup,
-                         array_format=array_format, ground_truth=ground_truth, execution=execution, shape=shape)
+    remember_outputs(csv_path, report, output)
+    settings = crf_settings(options)
+    summary = api.crf(stores, images, output, csv=csv_path, gt=ground_truth, threshold=threshold,
+                      thresholds=thresholds, params=settings, shape=shape, key=key, kind=kind,
+                      array_classes=array_classes, drop_channel=drop_channel, report=report, workers=workers,
+                      scheduler=scheduler, keep_going=keep_going, progress=not quiet, **options)
     if ground_truth:
         click.echo(describe_dice(summary.stats))
-    finish(summary, f"refined {summary.images} image(s) in {summary.seconds:.1f} s into {output}", cleanup, report,
-            quiet)
+    description = f"refined {summary.images} image(s) in {summary.seconds:.1f} s into {output}"
+    report_summary(summary, description, summary.cleaned, quiet)
