@@ -5,15 +5,13 @@ from __future__ import annotations
 import click
 
 from hbens.cli.options import (
-    array_format_from_options,
-    array_options,
-    execution_from_options,
-    execution_options,
     ImageSize,
-    finish,
+    array_options,
+    execution_options,
     frame_hints,
-    guard_paths,
     image_size_option,
+    remember_outputs,
+    report_summary,
 )
 
 
@@ -40,17 +38,11 @@ def import_arrays(src, output, size, precision, resume, quiet, shape, key, kind,
 
     The stores' frame is --image-size (or --size), else each array's own size: a smaller array is
     enlarged to the frame, a larger one refused."""
-    if size is not None and shape is not None and shape != (size, size):
-        raise click.UsageError(f"--size {size} and --image-size {shape[0]}x{shape[1]} disagree; give one")
-    guard_paths(reads=[("SRC", src), ("--classes", array_classes)],
-                folder_writes=[("-o", output)])
-    from dataclasses import replace
+    from hbens import api
+    from hbens.importer import describe_import
 
-    from hbens.importer import describe_import, import_folder
-
-    fmt = replace(array_format_from_options(key, kind, array_classes, drop_channel),
-                  size=shape or ((size, size) if size else None))
-    execution = execution_from_options(workers, scheduler, keep_going, quiet)
-    summary = import_folder(src, output, fmt, precision="float16" if precision == "fp16" else precision,
-                            resume=resume, execution=execution)
-    finish(summary, describe_import(summary, output), None, None, quiet)
+    remember_outputs(output)
+    summary = api.import_arrays(src, output, size=size, precision=precision, resume=resume, shape=shape, key=key,
+                                kind=kind, array_classes=array_classes, drop_channel=drop_channel, workers=workers,
+                                scheduler=scheduler, keep_going=keep_going, progress=not quiet)
+    report_summary(summary, describe_import(summary, output), False, quiet)
