@@ -21,13 +21,10 @@ def synth(folder: str, train_ids: int, test_ids: int, seed: int, size: int, over
     """Write hand phantoms to FOLDER in the competition's layout: train/ and test/, each with
     DCM/IDxxx/NAME.png and outputs_json/IDxxx/NAME.json.  FOLDER must be new or empty, or with
     --overwrite hold only an earlier synth's train/ and test/."""
-    from hbens.cli.options import guard_paths
-    from hbens.paths import created_folder
-    from hbens.synthetic import synth_dataset
+    from hbens import api
+    from hbens.cli.options import remember_outputs
 
-    guard_paths(reads=[], folder_writes=[("FOLDER", folder)])
-    with created_folder(folder, option="FOLDER"):
-        written = synth_dataset(folder, ids_train=train_ids, ids_test=test_ids, seed=seed, size=size,
-                                overwrite=overwrite)
+    remember_outputs(folder)
+    written = api.synth(folder, train_ids=train_ids, test_ids=test_ids, seed=seed, size=size, overwrite=overwrite)
     click.echo(f"wrote {len(written['train'])} train and {len(written['test'])} test images of {size}x{size} "
                f"under {folder}")
