@@ -7,19 +7,14 @@ import click
 from hbens.cli.options import (
     FiniteFloat,
     ImageSize,
-    class_thresholds,
     clean_options,
-    cleanup_from_options,
-    execution_from_options,
     execution_options,
     existing_file,
-    finish,
-    guard_paths,
     probability,
-    refuse_repeated,
+    remember_outputs,
+    report_summary,
     weight_list,
 )
-from hbens.paths import CSV
 
 
 @click.command()
@@ -79,41 +74,16 @@ def predict(checkpoints, images, output, arch, encoder, in_channels, n_classes, 
             thresholds, precision, device, batch_size, resume, crop_from, crop_classes, crop_margin, model_classes,
             quiet, workers, scheduler, keep_going, report, **clean) -> None:
     """Predict per-class probabilities of every PNG in --images with each --ckpt."""
-    from pathlib import Path
+    from hbens import api
+    from hbens.predictors import describe_predict
 
-    from hbens.classes import CLASSES, WRIST, parse_class_list
-    from hbens.predictors import ModelSource, ModelSpec, PredictOptions, describe_predict, predict_folder
-    from hbens.predictors.predict import default_predict_workers
-    from hbens.predictors.checkpoints import checkpoint_files
-    from hbens.predictors.model import parse_channels, resolve_device
-
-    if weights is not None and len(weights) != len(checkpoints):
-        raise click.BadParameter(f"{len(weights)} weights for {len(checkpoints)} checkpoints; give one per --ckpt",
-                                 param_hint="--weights")
-    if crop_from is None and (crop_classes is not None or crop_margin is not None):
-        raise click.UsageError("--crop-classes and --crop-margin need --crop-from")
-    classes = parse_class_list(model_classes, option="--model-classes") if model_classes else CLASSES
-    around = parse_class_list(crop_classes, option="--crop-classes") if crop_classes else WRIST
-    refuse_repeated("--ckpt", checkpoints)
-    models = [("--ckpt", file) for path in checkpoints for file in [path, *checkpoint_files(path)]]
-    guard_paths(reads=[*models, ("--images", images), ("--thresholds", thresholds),
-                       ("--crop-from", crop_from), ("--clean-config", clean["clean_config"])],
-                writes=[("--csv", csv_path, CSV), ("--report", report, CSV)], folder_writes=[("-o", output)])
-    parse_channels(channels)
-    options = PredictOptions(size=size, window=window, overlap=overlap, blend=blend, tta=tta, merge=merge,
-                             normalize=normalize, batch_size=batch_size,
-                             precision="float16" if precision == "fp16" else "uint8")
-    cleanup = cleanup_from_options(**clean)
-    runs_on = resolve_device(device)
-    execution = execution_from_options(workers, scheduler, keep_going, quiet,
-                                       default_workers=default_predict_workers([runs_on]))
-    per_class = class_thresholds(threshold, thresholds)
-    spec = ModelSpec(arch, encoder, in_channels, n_classes)
-    sources = [ModelSource(checkpoint=str(Path(path).resolve()), spec=spec, allow_pickle=allow_pickle,
-                           format=checkpoint_format, device=runs_on, channels=channels, classes=classes)
-               for path in checkpoints]
-    summary = predict_folder(sources, images, output, options, ensemble=ensemble, weights=weights,
-                             csv=csv_path, thresholds=per_class, resume=resume, cleanup=cleanup, execution=execution,
-                             crop_from=crop_from, crop_classes=around,
-                             crop_margin=0.15 if crop_margin is None else crop_margin)
-    finish(summary, describe_predict(summary), cleanup, report, quiet)
+    remember_outputs(csv_path, report, output)
+    summary = api.predict(checkpoints, images, output, arch=arch, encoder=encoder, in_channels=in_channels,
+                          classes=n_classes, format=checkpoint_format, allow_pickle=allow_pickle, channels=channels,
+                          size=size, window=window, overlap=overlap, blend=blend, tta=tta, merge=merge,
+                          normalize=normalize, ensemble=ensemble, weights=weights, csv=csv_path, threshold=threshold,
+                          thresholds=thresholds, precision=precision, device=device, batch_size=batch_size,
+                          resume=resume, crop_from=crop_from, crop_classes=crop_classes, crop_margin=crop_margin,
+                          model_classes=model_classes, report=report, workers=workers, scheduler=scheduler,
+                          keep_going=keep_going, progress=not quiet, **clean)
+    report_summary(summary, describe_predict(summary), summary.cleaned, quiet)
