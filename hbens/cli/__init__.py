@@ -12,6 +12,7 @@ from typing import Sequence
 
 import click
 
+from hbens.api import UsageError
 from hbens.cli.clean import clean
 from hbens.cli.crf import crf
 from hbens.cli.demo import demo
@@ -22,7 +23,6 @@ from hbens.cli.predict import predict
 from hbens.cli.submissions import check, score, show
 from hbens.cli.synth import synth
 from hbens.cli.tune import apply, tune
-from hbens.api import UsageError
 from hbens.errors import HbensError, Stopped
 from hbens.outputs import WRITE_ERRNOS
 from hbens.settings import clip

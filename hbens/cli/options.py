@@ -1,14 +1,12 @@
-"""Options shared by several commands, and the small helpers that turn them into library arguments."""
+"""Options shared by several commands (the commands pass them on to :mod:`hbens.api`), and
+the helpers that remember a command's outputs and print its summary."""
 
 from __future__ import annotations
 
 import math
 import sys
-from typing import Sequence
 
 import click
-
-from hbens.paths import Named, Written
 
 existing_file = click.Path(exists=True, dir_okay=False)
 
@@ -135,19 +133,6 @@ def clean_options(command=None, classes_flag: str = "--classes", config_flags: t
     return command
 
 
-def cleanup_from_options(min_area, keep, largest, fill_holes, connectivity, clean_classes, clean_config):
-    """The per-class cleanup from the shared clean options, or None when they ask for nothing."""
-    from hbens.postproc import CleanConfig, active_cleanup, clean_configs
-
-    if largest and keep is not None:
-        raise click.UsageError("give --largest or --keep, not both")
-    defaults = CleanConfig(min_area, 1 if largest else keep, fill_holes, int(connectivity))
-    classes = None if clean_classes is None else [c.strip() for c in clean_classes.split(",")]
-    if classes is not None and not all(classes):
-        raise click.UsageError(f"class list {clean_classes!r} has an empty name; give names such as Pisiform,Ulna")
-    return active_cleanup(clean_configs(defaults, classes, clean_config)) or None
-
-
 def execution_options(command):
     """The ``--workers``, ``--scheduler`` and ``--keep-going`` options of every per-image command."""
     options = [
@@ -163,59 +148,10 @@ def execution_options(command):
     return command
 
 
-def execution_from_options(workers, scheduler, keep_going, quiet, default_workers: int | None = None):
-    """The :class:`~hbens.pipeline.Execution` of the options; a bad ``--scheduler`` is a usage error."""
-    from hbens.errors import HbensError
-    from hbens.pipeline import Execution
-
-    try:
-        return Execution(workers=workers or default_workers, scheduler=scheduler, keep_going=keep_going,
-                         progress=not quiet)
-    except HbensError as error:
-        raise click.UsageError(str(error)) from None
-
-
-def class_thresholds(threshold: float, thresholds: str | None) -> list[float]:
-    """One threshold per class: ``threshold``, overridden by a ``class,threshold`` CSV."""
-    from hbens.classes import CLASSES, read_class_values
-
-    per_class = read_class_values(thresholds, "threshold") if thresholds else {}
-    return [per_class.get(name, threshold) for name in CLASSES]
-
-
-def guard_paths(*, reads: Sequence[Named], writes: Sequence[Written] = (), folder_writes: Sequence[Named] = ()) -> None:
-    """Refuse, before any work, an output that is an input or another output (see
-    :func:`hbens.paths.check_paths`), and remember the outputs so that a failed write names them."""
-    from hbens.paths import check_paths
-
-    check_paths(reads, writes, folder_writes=folder_writes)
-    remember_outputs(*(named[1] for named in (*writes, *folder_writes)))
-
-
 def remember_outputs(*paths) -> None:
     """Remember the paths a command writes (None: not written) in ``ctx.meta``, so that a failed
     write names them; the API's path guard checks them."""
     click.get_current_context().meta[OUTPUTS] = [str(path) for path in paths if path is not None]
-
-
-def refuse_repeated(option: str, paths: Sequence[str],
-                    advice: str = "give each input once (to count one more, use --weights)") -> None:
-    """UsageError when two of ``paths`` name the same file: each input counts once (--weights counts more)."""
-    from hbens.paths import same_file
-
-    for number, path in enumerate(paths):
-        for earlier in paths[:number]:
-            if same_file(earlier, path):
-                raise click.UsageError(f"{option} {earlier} and {path} are the same file; {advice}")
-
-
-def finish(summary, description: str, cleanup, report: str | None, quiet: bool, inputs: tuple = ()) -> None:
-    """Write the clean report when asked, the summary on stderr unless quiet, and exit 1 on failed images."""
-    from hbens.postproc import write_clean_report
-
-    if cleanup and report:
-        write_clean_report(report, getattr(summary.stats, "clean", summary.stats), inputs)
-    report_summary(summary, description, cleanup, quiet)
 
 
 def report_summary(summary, description: str, cleaned: bool, quiet: bool) -> None:
@@ -248,12 +184,3 @@ def array_options(command):
     for option in reversed(options):
         command = option(command)
     return command
-
-
-def array_format_from_options(key, kind, array_classes, drop_channel):
-    """The :class:`~hbens.saved_arrays.ArrayFormat` of the array options."""
-    from hbens.classes import CLASSES, read_class_names
-    from hbens.saved_arrays import ArrayFormat
-
-    classes = read_class_names(array_classes) if array_classes else CLASSES
-    return ArrayFormat(key=key, kind=kind, classes=tuple(classes), drop_channel=drop_channel)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
+from hbens.cli.crf import crf_options, crf_settings
 from hbens.cli.options import (
     array_options,
     execution_options,
@@ -13,7 +14,6 @@ from hbens.cli.options import (
     remember_outputs,
     report_summary,
 )
-from hbens.cli.crf import crf_options, crf_settings
 
 
 @click.command()
