@@ -261,20 +261,6 @@ class TunedRecipe(Recipe):
         return self.table._repr_html_()
 
 
-def tune_table(result: TuneResult) -> pd.DataFrame:
-    """The per-class table of ``hbens tune`` as a DataFrame, one row per class in canonical order."""
-    import pandas as pd
-
-    names = [item.name for item in result.recipe.inputs]
-    choices = result.choices
-    rows = []
-    for entry in result.classes:
-        scores = result.recipe.classes[entry.name].scores
-        rows.append((entry.name, scores.baseline, scores.in_sample, scores.out_of_fold,
-                     choices[entry.name].describe(names)))
-    return pd.DataFrame(rows, columns=["class", "baseline", "in-sample", "held-out", "choice"])
-
-
 # ----------------------------------------------------------------------------- submissions
 
 
@@ -855,7 +841,7 @@ def tune(inputs: Sequence[PathLike], gt: PathLike, output: PathLike, *, folds: i
     """
     from hbens.tune import tune_inputs
     from hbens.tune.report import write_tune_report
-    from hbens.tune.tuning import parse_steps
+    from hbens.tune.tuning import parse_steps, tuning_table
 
     inputs = _paths(inputs)
     _refuse_repeated("INPUTS", inputs)
@@ -871,8 +857,8 @@ def tune(inputs: Sequence[PathLike], gt: PathLike, output: PathLike, *, folds: i
                          execution=_execution(workers, scheduler, keep_going, progress))
     if report is not None:
         write_tune_report(report, result, gt=gt, inputs=inputs, folds=folds)
-    return TunedRecipe(result.recipe.inputs, result.recipe.classes, path=str(output), table=tune_table(result),
-                       result=result)
+    return TunedRecipe(result.recipe.inputs, result.recipe.classes, path=str(output),
+                       table=tuning_table(result), result=result)
 
 
 def apply(recipe: PathLike | Recipe, inputs: Sequence[PathLike], output: PathLike, *,
@@ -1077,8 +1063,8 @@ def synth(folder: PathLike, *, train_ids: int = 2, test_ids: int = 1, seed: int 
                              overwrite=overwrite)
 
 
-def demo(output: PathLike = "demo-output", *, quick: bool = False,
-         log: Callable[[str], None] | None = None) -> DemoResult:
+def demo(output: PathLike = "demo-output", *, quick: bool = False, log: Callable[[str], None] | None = None,
+         progress: Callable[[str], None] | None = None) -> DemoResult:
     """Train tiny models on hand phantoms, run every stage of the pipeline and write
     ``output/report.html``, as ``hbens demo``.
 
@@ -1090,6 +1076,8 @@ def demo(output: PathLike = "demo-output", *, quick: bool = False,
         Fewer, smaller images and shorter training (under 3 minutes).
     log : callable, optional
         Receives one line per step as it ends (``print`` shows them).
+    progress : callable, optional
+        Receives the training's progress lines (``hbens demo`` shows them on a terminal).
 
     Returns
     -------
@@ -1109,4 +1097,4 @@ def demo(output: PathLike = "demo-output", *, quick: bool = False,
 
     check_paths([], [], folder_writes=[("-o", output)])
     with created_folder(output):
-        return run_demo(output, quick=quick, log=log or (lambda line: None))
+        return run_demo(output, quick=quick, log=log or (lambda line: None), progress=progress)

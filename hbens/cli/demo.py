@@ -14,15 +14,15 @@ def demo(output: str, quick: bool) -> None:
     OUTPUT/report.html.  On a terminal, training shows its progress on stderr."""
     import sys
 
-    from hbens.cli.options import guard_paths
-    from hbens.demo import run_demo
-    from hbens.paths import created_folder
+    from hbens import api
+    from hbens.cli.options import remember_outputs
     from hbens.report import verdict
 
-    guard_paths(reads=[], folder_writes=[("-o", output)])
-    with created_folder(output):
-        result = run_demo(output, quick=quick, log=lambda line: click.echo(line, err=True),
-                          progress=(lambda line: click.echo(line, err=True)) if sys.stderr.isatty() else None)
+    def echo(line: str) -> None:
+        click.echo(line, err=True)
+
+    remember_outputs(output)
+    result = api.demo(output, quick=quick, log=echo, progress=echo if sys.stderr.isatty() else None)
     click.echo("\n".join(result.lines))
     click.echo(verdict(result.stages))
     click.echo(f"wrote {result.report}")

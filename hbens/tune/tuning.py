@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -59,6 +59,9 @@ from hbens.tune.search import (
     guarded_choice,
     kfold_indices,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 WEIGHT_GRID = (1, 2, 3)
 """Weights tried for each input added to a class's fusion."""
@@ -438,17 +441,28 @@ def _xrays(images: PathLike, names: Sequence[str]) -> dict[str, str]:
     return by_name
 
 
-def describe_tuning(result: TuneResult) -> str:
-    """The per-class table of ``hbens tune``: baseline, tuned in-sample and out-of-fold Dice, the choice."""
+def tuning_table(result: TuneResult) -> pd.DataFrame:
+    """The per-class table of ``hbens tune`` as a DataFrame, one row per class in canonical order:
+    ``class``, the Dice ``baseline``, ``in-sample`` and ``held-out``, and the ``choice``."""
+    import pandas as pd
+
     names = [item.name for item in result.recipe.inputs]
     choices = result.choices
-    lines = [f"{'class':<12} {'baseline':>8} {'in-sample':>9} {'held-out':>8}  choice"]
+    rows = []
     for entry in result.classes:
         scores = result.recipe.classes[entry.name].scores
-        lines.append(f"{entry.name:<12} {scores.baseline:8.4f} {scores.in_sample:9.4f} {scores.out_of_fold:8.4f}  "
-                     f"{choices[entry.name].describe(names)}")
-    means = [np.mean([getattr(result.recipe.classes[e.name].scores, key) for e in result.classes])
-             for key in ("baseline", "in_sample", "out_of_fold")]
+        rows.append((entry.name, scores.baseline, scores.in_sample, scores.out_of_fold,
+                     choices[entry.name].describe(names)))
+    return pd.DataFrame(rows, columns=["class", "baseline", "in-sample", "held-out", "choice"])
+
+
+def describe_tuning(result: TuneResult) -> str:
+    """The per-class table of ``hbens tune`` (:func:`tuning_table`) as text, with the means."""
+    table = tuning_table(result)
+    lines = [f"{'class':<12} {'baseline':>8} {'in-sample':>9} {'held-out':>8}  choice"]
+    for name, baseline, in_sample, held_out, choice in table.itertuples(index=False):
+        lines.append(f"{name:<12} {baseline:8.4f} {in_sample:9.4f} {held_out:8.4f}  {choice}")
+    means = [np.mean(table[column].to_numpy()) for column in ("baseline", "in-sample", "held-out")]
     lines.append(f"{'mean':<12} {means[0]:8.4f} {means[1]:9.4f} {means[2]:8.4f}  ({len(result.images)} images; "
                  "held-out: each image scored by choices made on the other folds)")
     return "\n".join(lines)
