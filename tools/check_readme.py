@@ -14,7 +14,8 @@ written: each ``$`` line (with its ``\\`` continuation lines) is a command. A bl
 scratch folder (the repository root of the README's examples, where ``demo-output/`` lies);
 ``$ cd DIR`` moves the rest of the block into DIR, and ``$ NAME=value`` lines are set for the rest
 of the block. Each command runs in ``bash -o pipefail`` with the virtualenv's ``hbens`` first on
-the PATH. Two markers, written in a command's comment, change what is expected:
+the PATH, and ``$?`` set to the exit status of the command before it. Two markers, written in a
+command's comment, change what is expected:
 
 - ``# not on the demo`` (e.g. ``# not on the demo: another team's checkpoint``): the command needs
   files or machines that the demo does not make; it is skipped.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -122,7 +124,7 @@ def run_block(block: list[Command], root: Path, env: dict[str, str]) -> list[tup
         not run), the command, and its output when it failed.
     """
     results = []
-    cwd, assignments = root, []
+    cwd, assignments, previous = root, [], 0
     for command in block:
         if SKIP_MARKER in command.text:
             results.append(("skipped", None, command, ""))
@@ -138,14 +140,16 @@ def run_block(block: list[Command], root: Path, env: dict[str, str]) -> list[tup
             assignments.append(words[0])
             results.append(("ok", 0, command, ""))
             continue
-        script = "".join(f"{a}; " for a in assignments) + command.text
+        # $? starts as the previous command's status, so that `echo $?` shows it
+        script = "".join(f"{a}; " for a in assignments) + f"(exit {previous}); " + command.text
         try:
-            done = subprocess.run(["bash", "-o", "pipefail", "-c", script], cwd=cwd, env=env,
+            done = subprocess.run(["bash", "-o", "pipefail", "-c", script], check=False, cwd=cwd, env=env,
                                   stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                   timeout=TIMEOUT_S)
             status, output = done.returncode, done.stdout + done.stderr
         except subprocess.TimeoutExpired:
             status, output = None, f"still running after {TIMEOUT_S} s"
+        previous = 1 if status is None else status
         expect_failure = FAILS_MARKER in command.text
         clean = status is not None and "Traceback (most recent call last)" not in output
         passed = clean and ((status != 0) if expect_failure else (status == 0))
@@ -175,6 +179,14 @@ def hbens_environment(repo: Path) -> dict[str, str]:
     return env
 
 
+def _finished_demo(demo: Path) -> bool:
+    """Return whether ``demo`` holds the marker of a finished ``hbens demo``."""
+    try:
+        return json.loads((demo / ".hbens-demo.json").read_text(encoding="utf-8")).get("demo") == "finished"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Copy the demo's outputs to a scratch folder, run the README's examples there, report.
 
@@ -195,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder and print it")
     args = parser.parse_args(argv)
     demo = args.demo_parent / "demo-output"
-    if not (demo / "submissions").is_dir():
-        parser.error(f"{demo} is not a finished demo's output (no submissions/); run hbens demo -o {demo}")
+    if not _finished_demo(demo):
+        parser.error(f"{demo} is not a finished demo's output; run hbens demo -o {demo} first")
     blocks = code_blocks(args.readme.read_text(encoding="utf-8"))
     scratch = Path(tempfile.mkdtemp(prefix="check-readme."))
     failed = 0
@@ -207,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             for verdict, status, command, output in run_block(block, scratch, env):
                 code = "-" if status is None else str(status)
-                print(f"{verdict:8} rc={code:3} README.md:{command.line:<4} {command.text[:110]}", flush=True)
+                print(f"{verdict:8} rc={code:3} {args.readme.name}:{command.line:<4} {command.text[:110]}",
+                      flush=True)
                 if verdict == "FAILED":
                     failed += 1
                     for line in output.strip().splitlines()[-5:]:
