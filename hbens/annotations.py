@@ -19,7 +19,7 @@ from hbens.frames import ADVICE, hint
 from hbens.outputs import PathLike
 from hbens.rle import string_to_runs
 from hbens.runs import EMPTY_RUNS, Runs, box_to_runs, union_runs
-from hbens.settings import BOM, binary_kind, clip, examples, read_text
+from hbens.settings import BOM, binary_kind, clip, examples, open_input, read_text
 from hbens.submission import scan_submission
 
 
@@ -152,7 +152,7 @@ def _looks_like_json(path: Path) -> bool:
 
     Compressed or binary files are not: the CSV reader names what they are.
     """
-    with open(path, "rb") as handle:
+    with open_input(path) as handle:
         head = handle.read(4096)
     if binary_kind(head):
         return False

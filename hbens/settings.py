@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -75,6 +77,24 @@ def binary_kind(head: bytes) -> str | None:
     return "binary data" if b"\x00" in head else None
 
 
+def open_input(path: PathLike):
+    """Open an input file for binary reading; HbensError in one line for a pipe or a socket.
+
+    Reading a FIFO blocks until a writer comes, and a pipe cannot be scanned twice (as the CSV
+    readers do), so these are refused by name instead of hanging or failing on a seek.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise HbensError(f"{path}: cannot read ({error.strerror}); check the path") from None
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        raise HbensError(f"{path}: a pipe or socket, not a file; save its content to a file and pass that")
+    try:
+        return open(path, "rb")
+    except OSError as error:
+        raise HbensError(f"{path}: cannot read ({error.strerror}); check the path") from None
+
+
 def read_text(path: PathLike, *, limit: int = SIDE_FILE_LIMIT) -> str:
     """The content of a UTF-8 text file, with or without a byte order mark.
 
@@ -82,7 +102,7 @@ def read_text(path: PathLike, *, limit: int = SIDE_FILE_LIMIT) -> str:
     one line naming the file.
     """
     try:
-        with open(path, "rb") as handle:
+        with open_input(path) as handle:
             head = handle.read(4096)
             kind = binary_kind(head)
             if kind:

@@ -18,7 +18,7 @@ from hbens.errors import HbensError, located
 from hbens.frames import check_extent
 from hbens.outputs import PathLike, atomic_open
 from hbens.rle import RLEError, string_to_runs
-from hbens.settings import ADVICE, BOM, binary_kind, clip, examples
+from hbens.settings import ADVICE, BOM, binary_kind, clip, examples, open_input
 
 HEADER = ("image_name", "class", "rle")
 
@@ -137,11 +137,7 @@ def scan_submission(
             raise HbensError(str(problem))
         index.problems.append(problem)
 
-    try:
-        handle = open(path, "rb")
-    except OSError as error:
-        raise HbensError(f"{path}: cannot read ({error.strerror}); check the path") from None
-    with handle:
+    with open_input(path) as handle:
         kind = binary_kind(handle.peek(4096)[:4096])
         if kind:
             report(None, f"{kind}, not a CSV; {ADVICE.get(kind, 'give the submission CSV')}")

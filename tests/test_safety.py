@@ -583,6 +583,13 @@ CASES = [
          says="stopped by SIGTERM", interrupt="SIGTERM"),
     Case("import-sigterm", "import {t}/saved -o {t}/imp --workers 1 --quiet", (143,), says="stopped by SIGTERM",
          setup=saved_arrays, interrupt="SIGTERM"),
+    Case("check-fifo", "check {t}/p.csv", says="a pipe or socket", setup=fifo("p.csv")),
+    Case("score-prediction-fifo", "score {t}/p.csv --gt {gt}", says="a pipe or socket", setup=fifo("p.csv")),
+    Case("fuse-input-fifo", "fuse {t}/p.csv {csv2} -o {t}/f.csv", says="a pipe or socket", setup=fifo("p.csv")),
+    Case("fuse-thresholds-fifo", "fuse {stores} {csv1} -o {t}/f.csv --thresholds {t}/th.csv", says="a pipe or socket",
+         setup=fifo("th.csv")),
+    Case("apply-recipe-fifo", "apply {t}/r.yaml {csv1} {csv2} -o {t}/a.csv", says="a pipe or socket",
+         setup=fifo("r.yaml")),
     Case("predict-sigterm", PREDICT + " -o {t}/p --csv {t}/p.csv --workers 1", (143,), says="stopped by SIGTERM",
          model=True, interrupt="SIGTERM"),
     # issue 19: clusters. A malformed --scheduler address is a usage error before any work (was a
