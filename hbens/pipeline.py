@@ -261,6 +261,21 @@ def _import_distributed():
     return distributed
 
 
+@contextmanager
+def deferred_signals():
+    """Hold Ctrl-C, SIGTERM and SIGHUP back for the block (the start of a Dask cluster), and let them
+    act once it ends: a cluster stopped half-started cannot close and prints Dask's traceback at
+    exit, while a started one is closed cleanly by its context."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def local_cluster(workers: int):
     """A Dask ``LocalCluster`` of ``workers`` single-task processes, every server on 127.0.0.1.
 
@@ -316,7 +331,8 @@ class DaskExecutor:
         try:
             if address == "local":
                 self.workers = execution.n_workers
-                cluster = self._stack.enter_context(local_cluster(self.workers))
+                with deferred_signals():
+                    cluster = self._stack.enter_context(local_cluster(self.workers))
                 address = cluster.scheduler_address
             self.client = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
             self.address = address
