@@ -166,7 +166,8 @@ def check_dataset_arguments(ids_train: int, ids_test: int, seed: int, size: int)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise HbensError(f"{name} must be a whole number >= {low}, got {value!r}")
     if ids_train + ids_test == 0:
-        raise HbensError("ids_train and ids_test are both 0; ask for at least one ID")
+        raise HbensError("--train-ids and --test-ids are both 0 (ids_train, ids_test in the API); "
+                         "ask for at least one ID")
 
 
 def write_phantom(split: Path, number: int, hand: int, *, seed: int, size: int) -> Path:
