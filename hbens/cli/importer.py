@@ -36,8 +36,8 @@ def import_arrays(src, output, size, precision, resume, quiet, shape, key, kind,
     """Convert the saved arrays in SRC (.npy, .npz, .pt/.pth per image, written by another pipeline's
     inference) to hbens probability stores, one image at a time.
 
-    The stores' frame is --image-size (or --size), else each array's own size: a smaller array is
-    enlarged to the frame, a larger one refused."""
+    The stores' frame is --image-size (or --size), else each array's own size: an array of another
+    size is resized to the frame given (bilinearly on logits, over each class's crop)."""
     from hbens import api
     from hbens.importer import describe_import
 
