@@ -1,13 +1,13 @@
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
-version = {}
-exec(Path("hbens/__init__.py").read_text().split("\n\n")[1], version)
+version = re.search(r'^__version__ = "([^"]+)"$', Path("hbens/__init__.py").read_text(), re.M).group(1)
 
 setup(
     name="hbens",
-    version=version["__version__"],
+    version=version,
     description="Ensembles and post-processing for hand-bone X-ray segmentation submissions",
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
