@@ -33,7 +33,8 @@ setup(
     ],
     extras_require={
         "dask": ["dask>=2024.8", "distributed>=2024.8"],
-        "test": ["pytest>=8", "hypothesis>=6.100", "dask>=2024.8", "distributed>=2024.8"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "dask>=2024.8", "distributed>=2024.8", "nbclient>=0.10",
+                 "nbformat>=5.10", "ipykernel>=6.29"],
     },
     entry_points={"console_scripts": ["hbens = hbens.cli:main"]},
     classifiers=[
