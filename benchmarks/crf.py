@@ -64,8 +64,8 @@ def soft_maps(masks: np.ndarray):
     import cv2
 
     from hbens.classes import CLASSES
-    from hbens.maps import ImageMaps
-    from hbens.probabilities import crop_box, tight_crop
+    from hbens.maps.folders import ImageMaps
+    from hbens.maps.probabilities import crop_box, tight_crop
 
     crops = []
     for mask in masks:
@@ -112,7 +112,7 @@ def pydensecrf_frame(probability: np.ndarray, rgb: np.ndarray, params) -> np.nda
 
 def full_frame(maps, image: np.ndarray, params) -> list:
     """The reference: each class refined on the whole frame, stored as hbens stores it."""
-    from hbens.probabilities import dequantize, tight_crop
+    from hbens.maps.probabilities import dequantize, tight_crop
 
     rgb = np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2))
     crops = []
@@ -151,7 +151,7 @@ def best_of(rounds: int, function, *args):
 def dice_between(ours: list, theirs: list, shape: tuple[int, int]) -> np.ndarray:
     """Dice of each class between two sets of crops thresholded at 0.5 (1 when both are empty)."""
     from hbens.metrics import dice_runs
-    from hbens.probabilities import crop_runs
+    from hbens.maps.probabilities import crop_runs
 
     return np.array([dice_runs(crop_runs(a, shape, 0.5), crop_runs(b, shape, 0.5)) for a, b in zip(ours, theirs)])
 

@@ -16,9 +16,9 @@ from common import first_images, in_process, rows_matching_oracle, sampled_note
 
 
 def run_hbens(paths, out) -> None:
-    from hbens.ensemble import fuse_csvs
+    from hbens.ensemble import fuse
 
-    fuse_csvs(paths, out)
+    fuse(paths, out)
 
 
 def run_oracle(paths, out) -> None:

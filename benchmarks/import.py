@@ -64,7 +64,8 @@ def write_source(path: Path, masks_file: Path | None, seed: int, noise: float) -
 
 
 def import_all(paths: list[Path], out: Path) -> None:
-    from hbens.saved_arrays import ArrayFormat, import_image
+    from hbens.importer import import_image
+    from hbens.maps.saved_arrays import ArrayFormat
 
     for path in paths:
         import_image(path, out, ArrayFormat(), precision="uint8")
@@ -82,7 +83,8 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.0, help="std of the logit noise added to the masks")
     args = parser.parse_args()
 
-    from hbens.saved_arrays import ArrayFormat, import_image
+    from hbens.importer import import_image
+    from hbens.maps.saved_arrays import ArrayFormat
 
     sources = mask_sets(args.images)
     with tempfile.TemporaryDirectory() as folder:

@@ -41,11 +41,11 @@ def best_of(repeat: int, run) -> float:
 
 
 def fuse_job(paths, folder):
-    from hbens.ensemble import fuse_csvs
+    from hbens.ensemble import fuse
 
     def run(execution: Execution, name: str) -> Path:
         out = folder / f"fuse-{name}.csv"
-        fuse_csvs(paths, out, execution=execution)
+        fuse(paths, out, execution=execution)
         return out
 
     return run
@@ -57,7 +57,7 @@ def crf_job(folder: Path, n_images: int, size: int):
     from hbens.annotations import polygon_mask
     from hbens.classes import CLASSES
     from hbens.postproc.crf import CRFParams, crf_folder
-    from hbens.probabilities import tight_crop, write_store
+    from hbens.maps.probabilities import tight_crop, write_store
     from hbens.synthetic import hand_polygons, render_xray
 
     rng = np.random.default_rng(0)

@@ -32,14 +32,16 @@ BAND = 1e-6
 
 def run_hbens(images, paths, out) -> None:
     from hbens.classes import IMAGE_SHAPE
-    from hbens.ensemble.soft import fuse_stores_image, soft_rules
-    from hbens.maps import MapFile
+    from hbens.ensemble import fuse_image, soft_rules
+    from hbens.ensemble.inputs import ImageInputs
+    from hbens.maps.folders import MapFile
 
     n = len(paths[0])
     rules = soft_rules(n, weights=WEIGHTS[:n], threshold=THRESHOLD)
     rows = {}
     for image, image_paths in zip(images, paths):
-        result = fuse_stores_image(image, [MapFile(str(p)) for p in image_paths], [None] * n, rules, shape=IMAGE_SHAPE, keep_crops=False)
+        result = fuse_image(ImageInputs(image=image, maps=[MapFile(str(p)) for p in image_paths], rles=[None] * n,
+                                         shape=IMAGE_SHAPE), rules, keep_crops=False)
         rows.update(((image, name), rle) for name, rle in result.rows)
     Path(out).write_bytes(pickle.dumps(rows))
 
@@ -47,7 +49,7 @@ def run_hbens(images, paths, out) -> None:
 def run_oracle(images, paths, out) -> None:
     """Full maps: a float64 weighted sum of each store's (C, H, W) float32 map; rows with their 1e-6 band."""
     from hbens.classes import CLASSES
-    from hbens.probabilities import load_probabilities
+    from hbens.maps.probabilities import load_probabilities
     from tests.oracles import encode_reference
 
     n = len(paths[0])
@@ -93,7 +95,7 @@ def blurred_store(path: Path, class_runs, sigma: float) -> None:
     import cv2
 
     from hbens.classes import IMAGE_SHAPE
-    from hbens.probabilities import tight_crop, write_store
+    from hbens.maps.probabilities import tight_crop, write_store
     from hbens.runs import runs_bounds, runs_to_box
 
     margin = int(np.ceil(4 * sigma))

@@ -14,7 +14,7 @@ Measured, in this order:
    total time (goal: under 10 minutes on 2 cores);
 2. the threshold search alone on ``--search-images`` images: for each (image, class) and each of
    the 3 single inputs and their mean, the Dice of every threshold 0.05..0.95 (0.01 steps) of the
-   fused crop (:func:`hbens.ensemble.soft.fuse_class`), from hbens' exact histogram (one pass) and
+   fused crop (:func:`hbens.ensemble.combine.fuse_class`), from hbens' exact histogram (one pass) and
    by brute force (threshold and score 91 times); the two must agree to the last bit (goal: at
    least 50x faster).  Also end to end, fusing included: pass 1's
    :func:`hbens.tune.evaluate.fused_curves` against fusing each rule and thresholding 91 times.
@@ -85,7 +85,7 @@ def soft_store(path: Path, class_runs, sigma: float, scale: float, image: str) -
     import cv2
 
     from hbens.classes import IMAGE_SHAPE
-    from hbens.probabilities import tight_crop, write_store
+    from hbens.maps.probabilities import tight_crop, write_store
     from hbens.runs import runs_bounds, runs_to_box
 
     margin = int(np.ceil(4 * sigma))
@@ -156,7 +156,7 @@ def class_inputs(folder: Path, n_images: int):
     """Per (image, class): the three inputs' crops, the truth runs and the frame."""
     from hbens.annotations import GroundTruth
     from hbens.classes import CLASSES
-    from hbens.maps import open_map_folder
+    from hbens.maps.folders import open_map_folder
 
     folders = [open_map_folder(folder / f"in{i}") for i in range(3)]
     truth = GroundTruth(folder / "gt.csv")
@@ -189,7 +189,7 @@ def fused_search(crop, truth, shape) -> list[float]:
 def brute_search(crop, truth, shape) -> list[float]:
     """Dice of ``crop > t`` for the 91 thresholds, thresholding and scoring each (as every hbens output)."""
     from hbens.metrics import dice_runs
-    from hbens.probabilities import crop_runs
+    from hbens.maps.probabilities import crop_runs
 
     return [dice_runs(crop_runs(crop, shape, float(t)), truth) for t in THRESHOLDS]
 
@@ -201,11 +201,12 @@ def compare_searches(cases) -> dict[str, float]:
 
     ``stored``: each single input's stored uint8 crop (one 256-bin histogram against 91
     thresholdings); ``fused``: the mean of the three inputs, fused once
-    (:func:`hbens.ensemble.soft.fuse_class`; grid histogram against 91 thresholdings);
+    (:func:`hbens.ensemble.combine.fuse_class`; grid histogram against 91 thresholdings);
     ``end to end``: pass 1's :func:`hbens.tune.evaluate.fused_curves` of the three singles and the
     mean against fusing each and thresholding it 91 times.
     """
-    from hbens.ensemble.soft import SoftRule, fuse_class
+    from hbens.ensemble.combine import fuse_class
+    from hbens.ensemble.rules import SoftRule
     from hbens.tune.evaluate import fused_curves
     from hbens.tune.histograms import GRID
 

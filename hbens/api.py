@@ -33,7 +33,7 @@ Arguments shared by several functions, named as the command's options:
   bar on terminals, as the commands show); images that fail with ``keep_going`` are listed in the
   summary's ``failed``.
 - ``key``, ``kind``, ``array_classes``, ``drop_channel``: how to read saved arrays of another
-  pipeline (:class:`~hbens.saved_arrays.ArrayFormat`; ``array_classes`` is a file or a list).
+  pipeline (:class:`~hbens.maps.saved_arrays.ArrayFormat`; ``array_classes`` is a file or a list).
 - ``min_area``, ``keep``, ``largest``, ``fill_holes``, ``connectivity``, ``clean_classes``,
   ``clean_config``, ``report``: the cleanup of ``hbens clean`` and its per-class report CSV.
 - ``thresholds``, ``class_weights``, ``scores``: a CSV path as the command reads, or a mapping
@@ -54,12 +54,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hbens.classes import CLASS_INDEX, CLASSES, read_class_names, read_class_values
+from hbens.classes import CLASS_INDEX, CLASSES, class_thresholds, read_class_names, read_class_values
 from hbens.errors import HbensError
 from hbens.frames import csv_frame, resolve_frame
 from hbens.metrics import DiceTable
 from hbens.outputs import PathLike
-from hbens.paths import CSV, HTML, YAML, check_paths, created_folder, same_file
+from hbens.outputs import same_file
+from hbens.paths import CSV, HTML, YAML, check_paths, created_folder
 from hbens.pipeline import Execution, RunSummary
 from hbens.submission import CheckReport
 from hbens.tune.recipe import Recipe
@@ -129,7 +130,7 @@ def _cleanup(min_area: int, keep: int | None, largest: bool, fill_holes: bool, c
 
 def _array_format(key: str | None, kind: str, classes: PathLike | Sequence[str] | None,
                   drop_channel: int | None):
-    from hbens.saved_arrays import ArrayFormat
+    from hbens.maps.saved_arrays import ArrayFormat
 
     if classes is None:
         names = CLASSES
@@ -161,8 +162,7 @@ def _class_values(values: PerClass, column: str, written_by: str = "") -> dict[s
 
 def _thresholds(threshold: float, thresholds: PerClass) -> list[float]:
     """One threshold per class: ``threshold``, overridden per class by ``thresholds``."""
-    per_class = _class_values(thresholds, "threshold") or {}
-    return [per_class.get(name, threshold) for name in CLASSES]
+    return list(class_thresholds(threshold, _class_values(thresholds, "threshold")).values())
 
 
 def _class_weights(values: PathLike | Mapping[str, Sequence[float]] | None,
@@ -495,8 +495,7 @@ def draw(submission: PathLike, *, image: str | None = None, images: PathLike | N
 
 def _xray(images: PathLike, image: str, frame: tuple[int, int]) -> np.ndarray:
     """The X-ray named ``image`` under ``images`` as uint8 gray levels, in the frame."""
-    from hbens.images import find_images
-    from hbens.tune.apply import read_xray
+    from hbens.images import find_images, read_xray
 
     found = {path.name: path for path in find_images(images)}
     if image not in found:
@@ -552,8 +551,8 @@ def fuse(inputs: Sequence[PathLike], output: PathLike, *, strategy: str | None =
     -------
     RunSummary
         ``rows`` written, ``seconds``, ``failed`` images and ``stats``: a
-        :class:`~hbens.ensemble.FuseStats` (``changed``: rows that differ from each input) for
-        CSVs alone, else a :class:`~hbens.ensemble.soft.SoftImageStats`.
+        :class:`~hbens.ensemble.csv_votes.VoteStats` (``changed``: rows that differ from each input)
+        for votes on CSVs alone, else a :class:`~hbens.ensemble.FuseStats`.
 
     Examples
     --------
@@ -565,7 +564,8 @@ def fuse(inputs: Sequence[PathLike], output: PathLike, *, strategy: str | None =
     >>> summary.rows, summary.failed
     (58, [])
     """
-    from hbens.ensemble import classwise_rules, fuse_csvs, hard_rules, soft
+    from hbens.ensemble import classwise_rules, hard_rules, soft_rules
+    from hbens.ensemble import fuse as fuse_inputs
     from hbens.metrics import read_scores
 
     inputs = _paths(inputs)
@@ -597,26 +597,19 @@ def fuse(inputs: Sequence[PathLike], output: PathLike, *, strategy: str | None =
     scored = [read_scores(str(s)) if isinstance(s, (str, Path)) else _class_values(s, "dice") for s in scores] or None
     cleanup = _cleanup(min_area, keep, largest, fill_holes, connectivity, clean_classes, clean_config)
     execution = _execution(workers, scheduler, keep_going, progress)
-    if not maps and strategy != "soft" and thresholds is None and stores is None:
-        rules = (classwise_rules(n, picks, scored) if strategy == "classwise"
-                 else hard_rules(n, min_votes, weights, min_weight, class_weights))
-        summary = fuse_csvs(inputs, output, rules, missing=missing, cleanup=cleanup, execution=execution,
-                            shape=_frame(shape))
+    per_threshold = _class_values(thresholds, "threshold")
+    if strategy == "soft":
+        rules = soft_rules(n, weights=weights, class_weights=class_weights, threshold=threshold,
+                           thresholds=per_threshold, space=space)
+    elif strategy == "classwise":
+        rules = classwise_rules(n, picks=picks, scores=scored, threshold=threshold, thresholds=per_threshold,
+                                space=space, vote=not maps)
     else:
-        per_threshold = _class_values(thresholds, "threshold")
-        if strategy == "soft":
-            rules = soft.soft_rules(n, weights=weights, class_weights=class_weights, threshold=threshold,
-                                    thresholds=per_threshold, space=space)
-        elif strategy == "classwise":
-            rules = soft.classwise_soft_rules(n, picks=picks, scores=scored, threshold=threshold,
-                                              thresholds=per_threshold, space=space)
-        else:
-            rules = soft.hard_store_rules(n, min_votes=min_votes, weights=weights, min_weight=min_weight,
-                                          class_weights=class_weights, threshold=threshold, thresholds=per_threshold)
-        summary = soft.fuse_inputs(inputs, output, rules, missing=missing, stores=stores,
-                                   precision=_precision(precision),
-                                   array_format=_array_format(key, kind, array_classes, drop_channel),
-                                   cleanup=cleanup, execution=execution, shape=_frame(shape))
+        rules = hard_rules(n, min_votes=min_votes, weights=weights, min_weight=min_weight,
+                           class_weights=class_weights, threshold=threshold, thresholds=per_threshold)
+    summary = fuse_inputs(inputs, output, rules, missing=missing, stores=stores, precision=_precision(precision),
+                          array_format=_array_format(key, kind, array_classes, drop_channel), cleanup=cleanup,
+                          execution=execution, shape=_frame(shape))
     _clean_report(summary, cleanup, report, inputs)
     return summary
 
@@ -891,7 +884,7 @@ def apply(recipe: PathLike | Recipe, inputs: Sequence[PathLike], output: PathLik
     -------
     RunSummary
         ``rows``, ``images``, ``seconds``, ``failed`` and ``stats``: a
-        :class:`~hbens.ensemble.soft.SoftImageStats` (``stats.clean``: what the cleanup removed).
+        :class:`~hbens.ensemble.FuseStats` (``stats.clean``: what the cleanup removed).
 
     Examples
     --------

@@ -25,6 +25,20 @@ def class_index(name: str) -> int:
         raise KeyError(f"unknown class {name!r}; valid classes: {', '.join(CLASSES)}") from None
 
 
+def class_thresholds(threshold: float, thresholds: dict[str, float] | None = None) -> dict[str, float]:
+    """``threshold`` for every class (in CLASSES order), overridden per class by ``thresholds``.
+
+    Examples
+    --------
+    >>> class_thresholds(0.5, {"Ulna": 0.3})["Ulna"], class_thresholds(0.5)["Radius"]
+    (0.3, 0.5)
+    """
+    for name in thresholds or {}:
+        if name not in CLASS_INDEX:
+            raise HbensError(f"thresholds: unknown class {name!r}; valid classes: {', '.join(CLASSES)}")
+    return {name: float((thresholds or {}).get(name, threshold)) for name in CLASSES}
+
+
 def parse_class_list(text: str, *, option: str) -> tuple[str, ...]:
     """Class names of a comma-separated option value such as ``Pisiform,Lunate``, in the given order.
 

@@ -404,12 +404,12 @@ def _changed_vs_models(run: DemoRun, csv: Path) -> str:
 
 def hard_fuse(run: DemoRun) -> None:
     """Majority vote of the models' test CSVs, on runs."""
-    from hbens.ensemble import fuse_csvs, hard_rules
+    from hbens.ensemble import fuse, hard_rules
 
     started = time.perf_counter()
     csvs = [run.submissions[name] for name in run.plan.models]
     output = run.csv("test", "hard")
-    fuse_csvs(csvs, output, hard_rules(len(csvs)), shape=run.shape)
+    fuse(csvs, output, hard_rules(len(csvs)), shape=run.shape)
     votes = len(csvs) // 2 + 1
     run.add_stage("hard", "ensemble",
                   f"hard vote: a pixel is bone when {votes} of {len(csvs)} models mark it", output,
@@ -418,15 +418,15 @@ def hard_fuse(run: DemoRun) -> None:
 
 def classwise_fuse(run: DemoRun) -> None:
     """Per class, the model with the best validation Dice."""
-    from hbens.ensemble import classwise_rules, fuse_csvs
+    from hbens.ensemble import classwise_rules, fuse
 
     started = time.perf_counter()
     scores = [dict(zip(CLASSES, run.score(run.csv("val", name), "val").per_class))
               for name in run.plan.models]
-    rules = classwise_rules(len(scores), scores=scores)
+    rules = classwise_rules(len(scores), scores=scores, vote=True)
     output = run.csv("test", "classwise")
-    fuse_csvs([run.submissions[name] for name in run.plan.models], output, rules, shape=run.shape)
-    chosen = [run.plan.models[rule.inputs[0]] for rule in rules.values()]
+    fuse([run.submissions[name] for name in run.plan.models], output, rules, shape=run.shape)
+    chosen = [run.plan.models[rule.members[0]] for rule in rules.values()]
     picked = ", ".join(f"{name} {chosen.count(name)}" for name in run.plan.models)
     run.add_stage("classwise", "ensemble", "per class, the model with the best validation Dice", output,
                   changes=f"classes taken from each model: {picked}; {_changed_vs_models(run, output)}",
@@ -435,12 +435,12 @@ def classwise_fuse(run: DemoRun) -> None:
 
 def soft_fuse(run: DemoRun) -> None:
     """Mean of the models' probability stores, thresholded at 0.5; writes the fused stores."""
-    from hbens.ensemble.soft import fuse_inputs, soft_rules
+    from hbens.ensemble import fuse, soft_rules
 
     started = time.perf_counter()
     folders = run.model_stores("test")
     output = run.csv("test", "soft")
-    fuse_inputs(folders, output, soft_rules(len(folders)), stores=run.fused_stores("soft"))
+    fuse(folders, output, soft_rules(len(folders)), stores=run.fused_stores("soft"))
     run.add_stage("soft", "ensemble", f"mean of the {len(folders)} models' probabilities, threshold 0.5",
                   output, changes=_changed_vs_models(run, output), started=started)
 
@@ -528,12 +528,12 @@ STEPS: dict[str, Callable[[DemoRun], None]] = {
 def figures(run: DemoRun) -> list[Figure]:
     """Pictures of the first test image, cut to the hand: the truth, the best single model and the
     best stage over the X-ray, and where the best stage disagrees with the truth and with that model."""
-    from hbens.images import find_images, read_gray
+    from hbens.images import find_images, read_xray
     from hbens.pictures import (COMPARE_COLORS, class_colors, compare_masks, compare_overlay, image_rows,
                                 overlay, png_bytes)
 
     path = find_images(run.images("test"))[0]
-    xray = np.round(read_gray(path) * 255).astype(np.uint8)
+    xray = read_xray(path)
     truth = run.csv("test", "truth")
     write_truth_csv(run.truth("test"), truth, shape=run.shape)
     best_model = max((s for s in run.stages if s.kind == "model"), key=lambda s: s.table.mean).name

@@ -43,6 +43,11 @@ def read_gray(path: str | Path) -> np.ndarray:
     return image.astype(np.float32) / np.float32(scale)
 
 
+def read_xray(path: str | Path) -> np.ndarray:
+    """An X-ray as uint8 gray levels (:func:`read_gray` rounded to 1/255), what the CRF and the pictures use."""
+    return np.round(read_gray(path) * 255).astype(np.uint8)
+
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -1,33 +1,34 @@
 """``hbens import``: a folder of another pipeline's saved arrays converted to hbens probability stores.
 
 Each file is one task of :mod:`hbens.pipeline` (:func:`import_task` wraps
-:func:`hbens.saved_arrays.import_image`), so ``--workers`` and ``--scheduler`` apply and memory
+:func:`import_image`), so ``--workers`` and ``--scheduler`` apply and memory
 holds one image's arrays per worker.  A store records what it was made from
-(:func:`~hbens.saved_arrays.source_record`: the source file's size and modification time, the
+(:func:`source_record`: the source file's size and modification time, the
 array options and the precision); ``--resume`` keeps a store only when that record is unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hbens.errors import HbensError
-from hbens.outputs import PathLike
-from hbens.paths import output_folders
-from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field, sum_fields
-from hbens.probabilities import ProbabilityStore
-from hbens.saved_arrays import (
+from hbens.maps.probabilities import PRECISIONS, ProbabilityStore, write_store
+from hbens.maps.saved_arrays import (
     AUTO,
     ArrayFormat,
     check_saved_arrays,
     find_saved_arrays,
     image_name,
-    import_image,
     probe_saved_array,
-    source_record,
-    store_path,
+    read_saved_image,
 )
+from hbens.outputs import PathLike, refuse_input
+from hbens.paths import output_folders
+from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field, sum_fields
+from hbens.resume import stale_reason
 
 
 @dataclass(frozen=True)
@@ -59,25 +60,74 @@ class ImportItem:
     resume: bool = False
 
 
+def source_record(path: PathLike, fmt: ArrayFormat, precision: str) -> dict[str, object]:
+    """What a store imported from ``path`` depends on, as JSON stores it: the file's size and
+    modification time (ns), the :class:`ArrayFormat` and the precision (``--resume`` compares it)."""
+    status = Path(path).stat()
+    record = {"bytes": status.st_size, "mtime_ns": status.st_mtime_ns, "format": asdict(fmt),
+              "precision": precision}
+    return json.loads(json.dumps(record))
+
+
+@dataclass
+class ImportStats:
+    """What importing one file wrote."""
+
+    name: str
+    store: Path
+    source: str
+    source_bytes: int
+    store_bytes: int
+    seconds: float
+
+
+def store_path(path: PathLike, output_folder: PathLike) -> Path:
+    """Where the store of a saved array goes: ``output_folder/<image stem>.npz``."""
+    return Path(output_folder) / f"{Path(image_name(path)).stem}.npz"
+
+
+def import_image(
+    path: PathLike, output_folder: PathLike, fmt: ArrayFormat = ArrayFormat(), *, precision: str = AUTO
+) -> ImportStats:
+    """Read one saved array and write it as an hbens probability store ``output_folder/<stem>.npz``,
+    in ``precision`` (``uint8``, ``float16``, or :data:`AUTO`: the one the file's dtype calls for).
+
+    The store's metadata records ``image``, ``source`` (see :func:`read_saved_image`) and ``made``
+    (see :func:`source_record`).
+
+    Returns
+    -------
+    ImportStats
+        The image name, the store's path, the source string, both file sizes and the seconds taken.
+
+    Raises
+    ------
+    HbensError
+        As :func:`read_saved_image`, or when the store would replace the input; nothing is written.
+    """
+    started = time.perf_counter()
+    if precision not in (*PRECISIONS, AUTO):
+        raise HbensError(f"--precision {precision}: valid store precisions are {', '.join((*PRECISIONS, AUTO))}")
+    path = Path(path)
+    out = store_path(path, output_folder)
+    refuse_input(out, [path])
+    made = source_record(path, fmt, precision)
+    image = read_saved_image(path, fmt, precision=precision)
+    stored = image.store_precision if precision == AUTO else precision
+    write_store(out, image.crops, image.shape, stored, image.classes, image=image.name,
+                source=image.source, made=made)
+    return ImportStats(image.name, out, image.source, path.stat().st_size, out.stat().st_size,
+                       time.perf_counter() - started)
+
+
 def source_kind(source: str, path: PathLike) -> str:
     """A store's ``source`` without the file's name, e.g. ``.npz[output] uint16[29, 2048, 2048] CHW scaled:10000``."""
     name = Path(path).name
     return Path(name).suffix + source[len(name):] if source.startswith(name) else source
 
 
-def stale_reason(stored: object, made: dict[str, object]) -> str | None:
-    """Why a store whose record is ``stored`` cannot stand for one ``made`` now; None when they are equal."""
-    if stored == made:
-        return None
-    if not isinstance(stored, dict):
-        return "not imported by hbens import"
-    if (stored.get("bytes"), stored.get("mtime_ns")) != (made["bytes"], made["mtime_ns"]):
-        return "another source file"
-    options = stored.get("format") if isinstance(stored.get("format"), dict) else {}
-    changed = [name for name, value in made["format"].items() if options.get(name) != value]
-    if changed:
-        return f"another --{changed[0].replace('_', '-')}"
-    return "another --precision" if stored.get("precision") != made["precision"] else "another hbens"
+RECORD_CHECKS = ((("bytes", "mtime_ns"), "another source file"), ("format", None), ("precision", "another --precision"))
+"""What makes an imported store stale, in order (see :func:`hbens.resume.stale_reason`)."""
 
 
 def _existing_store(path: Path) -> dict | None:
@@ -97,7 +147,8 @@ def import_task(item: ImportItem) -> ImageOutput:
     if item.resume and store.exists():
         meta = _existing_store(store)
         reason = "incomplete or damaged" if meta is None else stale_reason(
-            meta.get("made"), source_record(path, item.format, item.precision))
+            meta.get("made"), source_record(path, item.format, item.precision), checks=RECORD_CHECKS,
+            unrecorded="not imported by hbens import")
         if reason is None and meta.get("shape") != list(probe_saved_array(path, item.format) or meta.get("shape")):
             reason = "another frame (stores made before imports kept the arrays' own size)"
         if reason is None:
@@ -132,7 +183,7 @@ def import_folder(
         How to read the files (key, kind, classes, dropped channel, image size).
     precision
         ``uint8`` (steps of 1/255), ``float16``, or ``auto``: the one each file's dtype calls for
-        (:func:`~hbens.saved_arrays.store_precision`: uint8 for uint8 and bool arrays, float16 for
+        (:func:`~hbens.maps.saved_arrays.store_precision`: uint8 for uint8 and bool arrays, float16 for
         any other).
     resume
         Keep the stores already in ``output`` that were made from the same file (size and
@@ -150,7 +201,7 @@ def import_folder(
     HbensError
         Before anything is written, for a missing or empty folder, two files of one image, or a
         file whose header shows that it cannot be read with ``fmt`` (see
-        :func:`~hbens.saved_arrays.check_saved_arrays`); for a file whose values are bad (NaN,
+        :func:`~hbens.maps.saved_arrays.check_saved_arrays`); for a file whose values are bad (NaN,
         not of the kind), when its task runs (stores finished before stay, for ``resume``).
     """
     from hbens.pipeline import run_images

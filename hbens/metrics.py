@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from hbens.classes import CLASSES
+from hbens.classes import CLASSES, class_thresholds
 from hbens.frames import check_dice, csv_frame
 
 
@@ -137,10 +137,10 @@ def score_maps(
     from hbens.errors import HbensError
     from dataclasses import replace
 
-    from hbens.maps import framed, open_map_folder
-    from hbens.probabilities import crop_runs
+    from hbens.maps.folders import framed, open_map_folder
+    from hbens.maps.probabilities import crop_runs
     from hbens.runs import EMPTY_RUNS
-    from hbens.saved_arrays import ArrayFormat
+    from hbens.maps.saved_arrays import ArrayFormat
 
     fmt = array_format if shape is None else replace(array_format or ArrayFormat(), size=tuple(shape))
     frame, (maps,) = framed([open_map_folder(folder, fmt)], shape)
@@ -149,7 +149,7 @@ def score_maps(
     if absent and missing != "empty":
         raise HbensError(f"{folder}: no maps for {len(absent)} image(s) of the ground truth, e.g. "
                          f"{', '.join(absent[:3])}; pass --missing empty to score them as empty masks")
-    limits = {name: (thresholds or {}).get(name, threshold) for name in CLASSES}
+    limits = class_thresholds(threshold, thresholds)
     table = empty_table(truth.images)
     predicted = False
     for i, (image, truth_runs) in enumerate(truth):

@@ -17,15 +17,21 @@ WRITE_ERRNOS = frozenset({errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 """Errors that only a write can raise (file too large, no space, quota, read-only file system)."""
 
 
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """Whether two paths name one file: equal once resolved, or the same inode (hard link, bind mount)."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def refuse_input(output: PathLike, inputs: Sequence[PathLike] = ()) -> None:
-    """Raise HbensError when ``output`` names one of the ``inputs``."""
-    out = Path(output)
+    """Raise HbensError when ``output`` names one of the ``inputs`` (see :func:`same_file`)."""
     for candidate in inputs:
-        candidate = Path(candidate)
-        same = out.resolve() == candidate.resolve()
-        if not same and out.exists() and candidate.exists():
-            same = os.path.samefile(out, candidate)
-        if same:
+        if same_file(output, candidate):
             raise HbensError(f"{output}: output would overwrite input {candidate}; choose another -o path")
 
 

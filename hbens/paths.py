@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from hbens.errors import HbensError
-from hbens.outputs import PathLike
+from hbens.outputs import PathLike, same_file
 
 Named = tuple[str, PathLike | None]
 """A path and the option that gave it, e.g. ``("-o", "out.csv")``;
@@ -39,17 +39,6 @@ TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
 def _given(named: Sequence[Named]) -> list[tuple[str, Path]]:
     return [(option, Path(path)) for option, path in named if path is not None]
-
-
-def same_file(a: PathLike, b: PathLike) -> bool:
-    """Whether two paths name one file: equal once resolved, or the same inode (hard link, bind mount)."""
-    a, b = Path(a), Path(b)
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def _inside(inner: Path, outer: Path) -> bool:

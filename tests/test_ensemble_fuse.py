@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from hbens.classes import CLASSES, IMAGE_SHAPE
 from hbens.cli import cli
-from hbens.ensemble import classwise_rules, fuse_csvs, hard_rules, read_class_weights
+from hbens.ensemble import classwise_rules, fuse, hard_rules, read_class_weights
 from hbens.errors import HbensError
 from hbens.submission import read_submission, write_submission
 from tests.oracles import vote_reference
@@ -20,7 +20,7 @@ def oracle(csvs, weights, threshold, classes=CLASSES):
 def test_majority_fusion_equals_mask_oracle(tmp_path, example):
     _, csvs = example
     out = tmp_path / "fused.csv"
-    summary = fuse_csvs(csvs, out)
+    summary = fuse(csvs, out)
     assert summary.rows == 58 and len(summary.stats.changed) == 3
     assert read_submission(out) == oracle(csvs, [1, 1, 1], 1.5)
 
@@ -53,7 +53,7 @@ def test_class_weights_file(tmp_path, example):
     weights = tmp_path / "w.json"
     weights.write_text(json.dumps({"Ulna": [3, 1, 1]}))
     out = tmp_path / "out.csv"
-    fuse_csvs(csvs, out, hard_rules(3, class_weights=read_class_weights(weights, 3)))
+    fuse(csvs, out, hard_rules(3, class_weights=read_class_weights(weights, 3)))
     fused = read_submission(out)
     assert {k: v for k, v in fused.items() if k[1] == "Ulna"} == oracle(csvs, [3, 1, 1], 2.5, ["Ulna"])
     assert {k: v for k, v in fused.items() if k[1] == "Radius"} == oracle(csvs, [1, 1, 1], 1.5, ["Radius"])
@@ -73,9 +73,9 @@ def test_classwise_pick_scores_and_subset_vote(tmp_path, example):
         path = tmp_path / f"s{i}.csv"
         path.write_text("class,dice\n" + "".join(f"{n},{0.9 if (n == 'Lunate') == (i == 2) else 0.5}\n" for n in CLASSES))
         scores.append({n: float(v) for n, v in (line.split(",") for line in path.read_text().splitlines()[1:])})
-    rules = classwise_rules(3, picks=["Ulna=1", "Pisiform=0+1+2"], scores=scores)
+    rules = classwise_rules(3, picks=["Ulna=1", "Pisiform=0+1+2"], scores=scores, vote=True)
     out = tmp_path / "cw.csv"
-    fuse_csvs(csvs, out, rules)
+    fuse(csvs, out, rules)
     fused = read_submission(out)
     majority = oracle(csvs, [1, 1, 1], 1.5, ["Pisiform"])
     for (image, name), value in fused.items():
@@ -91,7 +91,7 @@ def test_classwise_pick_scores_and_subset_vote(tmp_path, example):
 
 def test_score_ties_go_to_the_earlier_input():
     scores = [{n: 0.8 for n in CLASSES}] * 3
-    assert all(rule.inputs == (0,) for rule in classwise_rules(3, scores=scores).values())
+    assert all(rule.members == (0,) for rule in classwise_rules(3, scores=scores, vote=True).values())
 
 
 def test_partial_class_input_is_valid_for_its_classes(tmp_path, example):
@@ -100,11 +100,11 @@ def test_partial_class_input_is_valid_for_its_classes(tmp_path, example):
     wrist = tmp_path / "wrist.csv"
     write_submission(wrist, {k: v for k, v in rows.items() if k[1] in ("Lunate", "Pisiform")})
     out = tmp_path / "out.csv"
-    fuse_csvs([csvs[0], wrist], out, classwise_rules(2, picks=["Lunate=1", "Pisiform=1"]))
+    fuse([csvs[0], wrist], out, classwise_rules(2, picks=["Lunate=1", "Pisiform=1"], vote=True))
     fused = read_submission(out)
     assert all(fused[k] == v for k, v in rows.items() if k[1] in ("Lunate", "Pisiform"))
     with pytest.raises(HbensError, match="wrist.csv: 54 \\(image, class\\) row\\(s\\) needed for the vote are missing"):
-        fuse_csvs([csvs[0], wrist], tmp_path / "bad.csv")
+        fuse([csvs[0], wrist], tmp_path / "bad.csv")
     assert not (tmp_path / "bad.csv").exists()
 
 
@@ -115,13 +115,13 @@ def test_misalignment_errors(tmp_path, example):
     first = sorted({k[0] for k in rows})[0]
     write_submission(one_image, {k: v for k, v in rows.items() if k[0] == first})
     with pytest.raises(HbensError, match="image sets differ"):
-        fuse_csvs([csvs[0], one_image], tmp_path / "o.csv")
-    fuse_csvs([csvs[0], one_image], tmp_path / "o.csv", missing="empty")
+        fuse([csvs[0], one_image], tmp_path / "o.csv")
+    fuse([csvs[0], one_image], tmp_path / "o.csv", missing="empty")
     assert len(read_submission(tmp_path / "o.csv")) == 58
     gap = tmp_path / "gap.csv"
     write_submission(gap, {k: v for k, v in rows.items() if k != (first, "Ulna")})
     with pytest.raises(HbensError, match=f"gap.csv: 1 .* e.g. \\({first}, Ulna\\)"):
-        fuse_csvs([csvs[0], gap], tmp_path / "o2.csv")
+        fuse([csvs[0], gap], tmp_path / "o2.csv")
 
 
 def test_cli_usage_errors(tmp_path, example):
@@ -146,7 +146,7 @@ def test_cli_usage_errors(tmp_path, example):
 def test_real_three_checkpoints_vote(tmp_path, realdata):
     csvs = [realdata / "csv" / f"fold2_{name}.csv" for name in ("best", "epoch40", "epoch69")]
     out = tmp_path / "real.csv"
-    fuse_csvs(csvs, out)
+    fuse(csvs, out)
     assert read_submission(out) == oracle(csvs, [1, 1, 1], 1.5)
 
 
@@ -156,9 +156,9 @@ def test_changed_rows_ignore_whitespace_only_differences(tmp_path):
     write_submission(spaced, {k: " 1  2\t" for k in rows})
     plain = tmp_path / "plain.csv"
     write_submission(plain, rows)
-    summary = fuse_csvs([plain, spaced], tmp_path / "o.csv", classwise_rules(2), missing="empty")
+    summary = fuse([plain, spaced], tmp_path / "o.csv", classwise_rules(2, vote=True), missing="empty")
     assert summary.stats.changed == (0, 0)
     other = tmp_path / "other.csv"
     write_submission(other, {k: "1 3" for k in rows})
-    summary = fuse_csvs([plain, other], tmp_path / "o2.csv", classwise_rules(2), missing="empty")
+    summary = fuse([plain, other], tmp_path / "o2.csv", classwise_rules(2, vote=True), missing="empty")
     assert summary.stats.changed == (0, 2)

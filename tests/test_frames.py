@@ -37,7 +37,7 @@ def data(tmp_path_factory) -> Path:
     import cv2
 
     from hbens.annotations import annotation_masks
-    from hbens.probabilities import tight_crop, write_store
+    from hbens.maps.probabilities import tight_crop, write_store
     from hbens.rle import encode
     from hbens.submission import write_submission
     from hbens.synthetic import write_dataset
@@ -198,7 +198,7 @@ def test_fuse_of_saved_arrays_and_stores_of_one_frame(inside, tmp_path):
 
 
 def test_import_keeps_the_arrays_own_size_unless_told(inside, tmp_path):
-    from hbens.probabilities import ProbabilityStore
+    from hbens.maps.probabilities import ProbabilityStore
 
     assert run(inside, "import", "low/a", "-o", tmp_path / "own", "--quiet")[0] == 0
     assert all(ProbabilityStore(p).shape == (128, 128) for p in (tmp_path / "own").glob("*.npz"))

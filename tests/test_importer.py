@@ -15,9 +15,9 @@ from hbens.classes import CLASSES
 from hbens.cli import cli
 from hbens.errors import HbensError
 from hbens.importer import import_folder
-from hbens.maps import open_map_folder
-from hbens.probabilities import FLOOR, ProbabilityStore, dequantize
-from hbens.saved_arrays import ArrayFormat
+from hbens.maps.folders import open_map_folder
+from hbens.maps.probabilities import FLOOR, ProbabilityStore, dequantize
+from hbens.maps.saved_arrays import ArrayFormat
 from tests.test_saved_arrays import bone_probabilities, logit
 
 SIZE = (48, 48)

@@ -92,7 +92,7 @@ def test_scores_file_round_trip_and_errors(tmp_path, example):
 def stores_of_truth(folder, gt, value=0.8, shape=(2048, 2048)):
     """A folder of hbens stores of ``shape`` holding each ground-truth mask at probability ``value``."""
     from hbens.annotations import GroundTruth
-    from hbens.probabilities import ClassCrop, quantize, write_store
+    from hbens.maps.probabilities import ClassCrop, quantize, write_store
     from hbens.runs import runs_bounds, runs_to_box
 
     folder.mkdir()

@@ -5,7 +5,8 @@ import pytest
 
 from hbens.errors import HbensError
 from hbens.outputs import atomic_open
-from hbens.paths import check_paths, created_folder, remove_stale_temporaries, same_file
+from hbens.outputs import same_file
+from hbens.paths import check_paths, created_folder, remove_stale_temporaries
 
 
 @pytest.fixture

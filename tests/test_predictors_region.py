@@ -15,7 +15,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from hbens.classes import CLASS_INDEX, CLASSES, WRIST  # noqa: E402
 from hbens.cli import cli  # noqa: E402
-from hbens.probabilities import ClassCrop, ProbabilityStore, load_probabilities, write_store  # noqa: E402
+from hbens.maps.probabilities import ClassCrop, ProbabilityStore, load_probabilities, write_store  # noqa: E402
 from hbens.predictors.region import region_of, square_box  # noqa: E402
 from hbens.rle import decode, encode  # noqa: E402
 from hbens.runs import EMPTY_RUNS, box_to_runs  # noqa: E402

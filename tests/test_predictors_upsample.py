@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hbens.predictors.upsample import source_box, upsample_crop
+from hbens.maps.upsample import source_box, upsample_crop
 
 torch = pytest.importorskip("torch")
 

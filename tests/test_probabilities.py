@@ -5,7 +5,7 @@ import pytest
 
 from hbens.classes import CLASSES
 from hbens.errors import HbensError
-from hbens.probabilities import (
+from hbens.maps.probabilities import (
     ClassCrop,
     ProbabilityStore,
     crop_box,

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from hbens.classes import CLASSES
-from hbens.probabilities import ProbabilityStore, tight_crop, write_store
+from hbens.maps.probabilities import ProbabilityStore, tight_crop, write_store
 
 SHAPE = (256, 256)
 MESSAGE_LIMIT = 340
@@ -72,7 +72,7 @@ def blob_crops(rng: np.random.Generator) -> list:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
-    from hbens.ensemble import fuse_csvs
+    from hbens.ensemble import fuse
     from hbens.metrics import score_submission
     from hbens.pictures import overlay
     from hbens.postproc import CleanConfig, clean_csv
@@ -100,7 +100,7 @@ def world(tmp_path_factory) -> World:
     # Compile (or load) the numba kernels every command uses, in this process, so that no
     # subprocess under a small RLIMIT_FSIZE has to write a numba cache file.
     scratch = tmp_path_factory.mktemp("warm")
-    fuse_csvs(csvs, scratch / "f.csv")
+    fuse(csvs, scratch / "f.csv")
     clean_csv(csvs[0], scratch / "c.csv", {"Ulna": CleanConfig(min_area=10, fill_holes=True)})
     score_submission(str(csvs[0]), str(gt))
     overlay({"Ulna": "1 5"}, None, SHAPE)

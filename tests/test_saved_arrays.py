@@ -15,14 +15,14 @@ from hypothesis import strategies as st
 
 from hbens.classes import CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
-from hbens.probabilities import FLOOR, ProbabilityStore, dequantize, tight_crop, write_store
-from hbens.saved_arrays import (
+from hbens.maps.probabilities import FLOOR, ProbabilityStore, dequantize, tight_crop, write_store
+from hbens.importer import import_image
+from hbens.maps.saved_arrays import (
     EXACT_FLOOR,
     PROBABILITY_CLIP,
     ArrayFormat,
     SavedImage,
     find_saved_arrays,
-    import_image,
     is_saved_array_folder,
     parse_kind,
     read_saved_image,
@@ -269,7 +269,7 @@ def test_only_regular_files_are_opened_and_a_folder_named_like_a_map_is_named(tm
     """Issue 19: a FIFO named x.npz blocked fuse forever; a folder x.npz/ gave "no probability maps"."""
     import os
 
-    from hbens.maps import open_map_folder
+    from hbens.maps.folders import open_map_folder
 
     arrays, stores = tmp_path / "arrays", tmp_path / "stores"
     arrays.mkdir()
@@ -289,7 +289,7 @@ def test_only_regular_files_are_opened_and_a_folder_named_like_a_map_is_named(tm
 
 def test_saved_arrays_read_directly_keep_their_precision(tmp_path, rng):
     """uint8 levels stay uint8 crops; uint16 p x 10000 and floats are float32 crops of their own values."""
-    from hbens.maps import MapFile
+    from hbens.maps.folders import MapFile
 
     p = bone_probabilities(rng, 2, SIZE)
     saved = {"u8.npy": np.rint(p * 255).astype(np.uint8), "u16.npy": np.rint(p * 10000).astype(np.uint16),
@@ -319,7 +319,7 @@ def test_reader_pickles_for_workers(tmp_path, rng):
 
 
 def test_torch_is_not_imported_with_the_module():
-    code = "import sys, hbens.saved_arrays; assert 'torch' not in sys.modules"
+    code = "import sys, hbens.maps.saved_arrays; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 

@@ -14,7 +14,7 @@ from hbens.errors import HbensError
 from hbens.pipeline import Execution
 from hbens.postproc.clean import CleanConfig, clean_rows
 from hbens.postproc.crf import CRFParams, frame_params
-from hbens.probabilities import ProbabilityStore
+from hbens.maps.probabilities import ProbabilityStore
 from hbens.submission import read_submission
 from hbens.tune import ClassRecipe, Recipe, RecipeInput, apply_recipe, read_recipe, tune_inputs, write_recipe
 from hbens.tune.apply import recipe_rules
@@ -56,7 +56,7 @@ def hand_recipe() -> Recipe:
 
 
 def test_apply_equals_fuse_then_crf_then_clean_by_hand(tmp_path, world):
-    from hbens.ensemble.soft import fuse_inputs
+    from hbens.ensemble import fuse
     from hbens.postproc.crf import crf_folder
 
     recipe = hand_recipe()
@@ -66,7 +66,7 @@ def test_apply_equals_fuse_then_crf_then_clean_by_hand(tmp_path, world):
     assert summary.images == 6 and not summary.failed
 
     rules, cleanup, crf = recipe_rules(read_recipe(tmp_path / "r.yaml"))
-    fuse_inputs(world["inputs"], tmp_path / "fused.csv", rules, stores=tmp_path / "fused", execution=SERIAL)
+    fuse(world["inputs"], tmp_path / "fused.csv", rules, stores=tmp_path / "fused", execution=SERIAL)
     crf_folder(tmp_path / "fused", world["xrays"], tmp_path / "refined", CRFParams(iterations=3, margin=8),
                csv=tmp_path / "refined.csv", thresholds=[rules[name].threshold for name in CLASSES],
                execution=SERIAL)

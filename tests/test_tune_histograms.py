@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hbens.probabilities import dequantize
+from hbens.maps.probabilities import dequantize
 from hbens.tune.histograms import dice_curve, level_of, threshold_histograms
 
 
@@ -154,7 +154,7 @@ STORED = np.arange(256, dtype=np.uint8)
 
 
 def pipeline_mask(threshold: float) -> np.ndarray:
-    """What hbens.probabilities.crops_to_rles keeps of every stored value at ``threshold``."""
+    """What hbens.maps.probabilities.crops_to_rles keeps of every stored value at ``threshold``."""
     return dequantize(STORED) > np.float32(threshold)
 
 

@@ -8,10 +8,11 @@ from click.testing import CliRunner
 
 from hbens.classes import CLASSES, FINGERS, WRIST
 from hbens.cli import cli
-from hbens.ensemble.soft import crop_runs, fuse_class
+from hbens.ensemble.combine import fuse_class
+from hbens.maps.probabilities import crop_runs
 from hbens.metrics import dice_runs
 from hbens.pipeline import Execution
-from hbens.probabilities import ClassCrop, tight_crop, write_store
+from hbens.maps.probabilities import ClassCrop, tight_crop, write_store
 from hbens.runs import box_to_runs
 from hbens.tune import read_recipe, tune_inputs
 from hbens.tune.evaluate import canonical, fused_curves, member_combos
@@ -45,7 +46,7 @@ def test_fused_curves_equal_brute_force_thresholding():
                 assert np.isnan(curve).all()
                 continue
             fused = fuse_class(present, rule, shape)
-            brute = [dice_runs(crop_runs(fused, float(t), shape), truth) for t in GRID]
+            brute = [dice_runs(crop_runs(fused, shape, float(t)), truth) for t in GRID]
             assert curve.tolist() == brute, rule
 
 
@@ -58,12 +59,12 @@ def test_fused_curves_of_four_float16_inputs_equal_brute_force_thresholding():
     rules = [canonical((0, 1, 3), (1, 2, 3)).rule, canonical((2,), (1,)).rule]
     for rule, curve in zip(rules, fused_curves(sources, truth, rules=rules, shape=shape)):
         fused = fuse_class(sources, rule, shape)
-        assert curve.tolist() == [dice_runs(crop_runs(fused, float(t), shape), truth) for t in GRID]
+        assert curve.tolist() == [dice_runs(crop_runs(fused, shape, float(t)), truth) for t in GRID]
 
 
 def test_fused_curves_of_saved_arrays_read_directly_equal_brute_force_thresholding():
     """Issue 19: float32 crops (saved arrays read directly, 32 bits a value) beside uint8, float16 and runs."""
-    from hbens.saved_arrays import class_crop
+    from hbens.maps.saved_arrays import class_crop
 
     shape = (40, 50)
     truth = box_to_runs((soft_disc(shape, (20, 25), 9) > 0.5).astype(np.uint8), 0, 0, shape)
@@ -77,7 +78,7 @@ def test_fused_curves_of_saved_arrays_read_directly_equal_brute_force_thresholdi
              *(canonical(members, weights).rule for members in ((0, 4), (1, 3)) for weights in ((1, 2), (3, 1)))]
     for rule, curve in zip(rules, fused_curves(sources, truth, rules=rules, shape=shape)):
         fused = fuse_class(sources, rule, shape)
-        assert curve.tolist() == [dice_runs(crop_runs(fused, float(t), shape), truth) for t in GRID], rule
+        assert curve.tolist() == [dice_runs(crop_runs(fused, shape, float(t)), truth) for t in GRID], rule
 
 
 def test_grid_bins_are_exact_at_float32_ties():
@@ -88,7 +89,7 @@ def test_grid_bins_are_exact_at_float32_ties():
     assert curve[GRID.tolist().index(0.2)] == pytest.approx(2 / 3) and curve[19] == 1.0
     crop = ClassCrop((0, 0, 1, 2), np.array([[51, 102]], np.uint8))
     fused = fuse_class([crop], canonical((0,), (1,)).rule, (1, 2))
-    assert crop_runs(fused, 0.2, (1, 2))[1].sum() == 1
+    assert crop_runs(fused, (1, 2), 0.2)[1].sum() == 1
 
 
 def test_member_combos_are_canonical_and_distinct():

@@ -92,7 +92,7 @@ def model_map(model: Model, name: str, disc, rng: np.random.Generator) -> np.nda
 
 def write_model(folder: Path, model: Model, layouts, seed: int = 0, precision: str = "uint8") -> Path:
     """A folder of hbens stores, one per image."""
-    from hbens.probabilities import tight_crop, write_store
+    from hbens.maps.probabilities import tight_crop, write_store
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)

@@ -63,8 +63,7 @@ def fuse(inputs, output, strategy, threshold, thresholds, space, stores_out, pre
     clean options, when given, clean each fused row in the same pass.
     """
     from hbens import api
-    from hbens.ensemble import FuseStats, describe_fuse
-    from hbens.ensemble.soft import describe_soft_fuse
+    from hbens.ensemble import describe_fuse
 
     remember_outputs(output, report, stores_out)
     summary = api.fuse(inputs, output, strategy=strategy, threshold=threshold, thresholds=thresholds, space=space,
@@ -73,5 +72,4 @@ def fuse(inputs, output, strategy, threshold, thresholds, space, stores_out, pre
                        class_weights=class_weights, picks=picks, scores=scores, missing=missing, shape=shape,
                        key=key, kind=kind, array_classes=array_classes, drop_channel=drop_channel, report=report,
                        workers=workers, scheduler=scheduler, keep_going=keep_going, progress=not quiet, **clean)
-    describe = describe_fuse if isinstance(summary.stats, FuseStats) else describe_soft_fuse
-    report_summary(summary, describe(summary, output, inputs), summary.cleaned, quiet)
+    report_summary(summary, describe_fuse(summary, output, inputs), summary.cleaned, quiet)

@@ -1,49 +1,33 @@
-"""Ensembles: hard, weighted and class-wise votes on runs; soft means of probability maps over their crops."""
+"""Ensembles: one engine that fuses submissions and probability maps class by class.
 
-from hbens.ensemble.fuse import (
-    FuseItem,
-    FuseStats,
-    classwise_rules,
-    describe_fuse,
-    fuse_csvs,
-    fuse_image,
-    hard_rules,
-    parse_pick,
-    read_class_weights,
-)
-from hbens.ensemble.soft import (
+* :mod:`~hbens.ensemble.rules` -- the rule of a class (:class:`SoftRule` mean, :class:`HardRule` vote)
+  and the builders of the ``--strategy`` options;
+* :mod:`~hbens.ensemble.inputs` -- one image's inputs (map files or CSV rows) as per-class sources;
+* :mod:`~hbens.ensemble.combine` -- one class fused from its sources (soft mean or vote);
+* :mod:`~hbens.ensemble.fuse` -- the engine: :func:`fuse`, one task per image;
+* :mod:`~hbens.ensemble.csv_votes` -- its fast path for votes on CSVs alone;
+* :mod:`~hbens.ensemble.vote` -- the run-level vote kernels.
+"""
+
+from hbens.ensemble.fuse import FuseStats, describe_fuse, fuse, fuse_image
+from hbens.ensemble.rules import (
     HardRule,
-    SoftFuseItem,
     SoftRule,
-    classwise_soft_rules,
-    fuse_inputs,
-    fuse_stores_image,
-    hard_store_rules,
-    soft_fuse_image,
+    classwise_rules,
+    hard_rules,
+    read_class_weights,
     soft_rules,
 )
-from hbens.ensemble.vote import VoteRule, hard_vote, vote_strings
 
 __all__ = [
-    "FuseItem",
     "FuseStats",
     "HardRule",
-    "SoftFuseItem",
     "SoftRule",
-    "VoteRule",
     "classwise_rules",
-    "classwise_soft_rules",
     "describe_fuse",
-    "fuse_csvs",
+    "fuse",
     "fuse_image",
-    "fuse_inputs",
-    "fuse_stores_image",
-    "hard_store_rules",
     "hard_rules",
-    "hard_vote",
-    "parse_pick",
     "read_class_weights",
-    "soft_fuse_image",
     "soft_rules",
-    "vote_strings",
 ]

@@ -1,242 +1,206 @@
-"""Fuse submission CSVs row by row: every (image, class) gets a vote over the inputs' run lists.
+"""``hbens fuse``: the one fusion engine, for submission CSVs, folders of probability maps, or both.
 
-Inputs are aligned by ``(image_name, class)`` and streamed one image at a time (peak memory does
-not grow with the number of images); each image is a task of :mod:`hbens.pipeline`, which carries
-only its RLE strings to the worker.  No 2048x2048 array is built.
+:func:`fuse` aligns its inputs by image name and runs one task of :mod:`hbens.pipeline` per image
+(:func:`fuse_task`): each class of the image is fused by its rule (:mod:`hbens.ensemble.rules`),
+a soft mean (:func:`~hbens.ensemble.combine.fuse_class`) or a vote
+(:func:`~hbens.ensemble.combine.vote_class`), over the crops and runs of
+:class:`~hbens.ensemble.inputs.ImageInputs`.  Hard rules on CSVs alone take a fast path inside the
+engine that votes on the RLE text (:mod:`hbens.ensemble.csv_votes`), with the same rows.
+``hbens apply`` and ``hbens tune`` fuse with the same :func:`fuse_image`.
 """
 
 from __future__ import annotations
 
-import math
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
-from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
-from hbens.ensemble.vote import VoteRule, vote_strings
+import numpy as np
+
+from hbens.classes import CLASSES, IMAGE_SHAPE
+from hbens.ensemble.combine import fuse_class, vote_class
+from hbens.ensemble.csv_votes import VoteStats, vote_submissions, votes_on_text
+from hbens.ensemble.inputs import ImageInputs
+from hbens.ensemble.rules import HardRule, Rule, check_rule_inputs, hard_rules, rules_metadata
 from hbens.errors import HbensError
-from hbens.frames import csv_frame
+from hbens.maps.folders import Inputs, MapFolder, open_inputs
+from hbens.maps.probabilities import PRECISIONS, ClassCrop, crop_runs, tight_crop, write_store
+from hbens.maps.saved_arrays import ArrayFormat
 from hbens.outputs import PathLike
-from hbens.pipeline import Execution, ImageOutput, RunSummary, run_images
+from hbens.paths import output_folders
+from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field, run_images
 from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
-from hbens.settings import check_mapping, clip, examples, read_csv_rows, read_settings
-from hbens.submission import SubmissionIndex, scan_submission
+from hbens.rle import runs_to_string
+from hbens.runs import runs_bounds, runs_to_box
+
+MISSING = ("error", "empty")
+"""What an absent image or row of an input is: an error, or the empty mask."""
+
+
+@dataclass
+class FuseCounts:
+    """Counts of a fusion; results of several images add up with ``+``.
+
+    ``partial_rows`` are rows fused from only some of their rule's members (the others lack the
+    class); ``fused_pixels`` are the pixels of the union boxes fused in float (soft rules only).
+    """
+
+    images: int = 0
+    rows: int = 0
+    partial_rows: int = 0
+    fused_pixels: int = 0
+    foreground_pixels: int = 0
+
+    def __add__(self, other: FuseCounts) -> FuseCounts:
+        return FuseCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+
+@dataclass
+class FusedImage:
+    """One fused image: ``(class, rle)`` rows in CLASSES order, fused quantized crops when kept, counts."""
+
+    image: str
+    rows: list[tuple[str, str]]
+    crops: list[ClassCrop] | None = None
+    stats: FuseCounts = field(default_factory=FuseCounts)
+    shape: tuple[int, int] = IMAGE_SHAPE
+
+
+def fuse_image(inputs: ImageInputs, rules: dict[str, Rule], *, precision: str = "uint8",
+               keep_crops: bool) -> FusedImage:
+    """Fuse one image: the classes of ``rules`` in CLASSES order, each by its rule.
+
+    With ``keep_crops`` the fused probabilities (0/1 for hard rules) are also returned as crops
+    quantized to ``precision``, ready for :func:`~hbens.maps.probabilities.write_store` (record the
+    rules with :func:`~hbens.ensemble.rules.rules_metadata`).
+    """
+    if precision not in PRECISIONS:
+        raise HbensError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    stores, shape = inputs.read()
+    check_rule_inputs([store.classes if store is not None else None for store in stores], rules)
+    stats = FuseCounts(images=1)
+    rows, crops = [], []
+    for name in (name for name in CLASSES if name in rules):
+        rule = rules[name]
+        sources = inputs.sources(stores, name, shape, rule.members)
+        if isinstance(rule, HardRule):
+            runs = vote_class(sources, rule, shape)
+            if keep_crops:
+                box = runs_bounds(runs, shape) or (0, 0, 0, 0)
+                crops.append(tight_crop(runs_to_box(runs, box, shape).astype(np.float32), box[:2], precision))
+        else:
+            fused = fuse_class(sources, rule, shape)
+            runs = crop_runs(fused, shape, rule.threshold)
+            stats.fused_pixels += fused.values.size
+            if keep_crops:
+                crops.append(tight_crop(fused.values, fused.box[:2], precision))
+        rows.append((name, runs_to_string(*runs)))
+        stats.rows += 1
+        stats.partial_rows += any(sources[i] is None for i in rule.members)
+        stats.foreground_pixels += int(runs[1].sum())
+    return FusedImage(inputs.image, rows, crops if keep_crops else None, stats, shape)
 
 
 @dataclass(frozen=True)
 class FuseStats:
-    """Rows that differ from each input, and what the cleanup changed (adds up over images)."""
+    """What a fuse of maps did to its images: fusion counts and cleanup, adding up with ``+``."""
 
-    changed: tuple[int, ...] = ()
+    fuse: FuseCounts = field(default_factory=FuseCounts)
     clean: CleanTotals = field(default_factory=CleanTotals)
 
     def __add__(self, other: FuseStats) -> FuseStats:
-        changed = tuple(a + b for a, b in zip(self.changed, other.changed)) if self.changed else other.changed
-        return FuseStats(changed, self.clean + other.clean)
-
-
-def hard_rules(
-    n_inputs: int,
-    min_votes: int | None = None,
-    weights: Sequence[float] | None = None,
-    min_weight: float | None = None,
-    class_weights: dict[str, Sequence[float]] | None = None,
-) -> dict[str, VoteRule]:
-    """The same k-of-n or weighted vote over all inputs for every class, with per-class weights."""
-    everyone = range(n_inputs)
-    rules = {name: VoteRule.make(everyone, min_votes, weights, min_weight) for name in CLASSES}
-    for name, class_w in (class_weights or {}).items():
-        rules[name] = VoteRule.make(everyone, None, class_w, min_weight)
-    return rules
-
-
-def parse_pick(text: str, n_inputs: int) -> tuple[str, VoteRule]:
-    """Parse ``CLASS=INDEX`` or ``CLASS=I+J+K`` (majority vote of those inputs) into a rule."""
-    name, _, choice = text.partition("=")
-    if name not in CLASS_INDEX:
-        raise HbensError(f"--pick {text}: unknown class {name!r}; valid classes: {', '.join(CLASSES)}")
-    try:
-        inputs = [int(part) for part in choice.split("+")]
-    except ValueError:
-        raise HbensError(f"--pick {text}: expected CLASS=INDEX or CLASS=I+J+K with input indices") from None
-    bad = [i for i in inputs if not 0 <= i < n_inputs]
-    if bad or len(set(inputs)) != len(inputs):
-        raise HbensError(f"--pick {text}: indices must be distinct and in 0..{n_inputs - 1}")
-    return name, VoteRule.make(inputs)
-
-
-def classwise_rules(
-    n_inputs: int, picks: Sequence[str] = (), scores: Sequence[dict[str, float]] | None = None
-) -> dict[str, VoteRule]:
-    """Per-class choice of input: from validation ``scores`` (best, ties to the earlier input) or ``picks``.
-
-    Classes not chosen otherwise come from the first input; ``picks`` override ``scores``.
-    """
-    rules = {name: VoteRule.make([0]) for name in CLASSES}
-    if scores is not None:
-        if len(scores) != n_inputs:
-            raise HbensError(f"{len(scores)} --scores files for {n_inputs} inputs; give one per input, in order")
-        for name in CLASSES:
-            available = [(s[name], -i) for i, s in enumerate(scores) if name in s]
-            if available:
-                rules[name] = VoteRule.make([-max(available)[1]])
-    picked: dict[str, str] = {}
-    for text in picks:
-        name, rule = parse_pick(text, n_inputs)
-        if name in picked:
-            raise HbensError(f"--pick {picked[name]} and --pick {text} both choose {name}; give one --pick per class")
-        picked[name] = text
-        rules[name] = rule
-    return rules
-
-
-def _csv_class_weights(path: PathLike) -> list[tuple[str, str, list[float]]]:
-    """``(where, class, weights)`` of the rows ``class,w1,w2,...`` of a CSV (an optional ``class,...``
-    header and blank lines skipped); each weight a finite number."""
-    numbered = []
-    for line, row in enumerate(read_csv_rows(path), start=1):
-        if not row or (line == 1 and row[0].strip() == "class"):
-            continue
-        where = f"{path}:{line}"
-        try:
-            values = [float(w) for w in row[1:]]
-        except ValueError:
-            raise HbensError(f"{where}: weights of {clip(row[0], limit=40)} must be numbers, got "
-                             f"{examples(row[1:])}") from None
-        if not all(math.isfinite(w) for w in values):
-            name = clip(row[0], limit=40)
-            raise HbensError(f"{where}: weights of {name} must be finite, got {examples(values)}")
-        numbered.append((where, row[0], values))
-    return numbered
-
-
-def read_class_weights(path: PathLike, n_inputs: int) -> dict[str, list[float]]:
-    """Per-class weights from JSON (``{"Pisiform": [1, 2, 1]}``) or CSV rows ``class,w1,w2,...``.
-
-    Names must be classes and weights lists of ``n_inputs`` finite numbers > 0; every problem is
-    one line naming the file, and the line or key.
-    """
-    if str(path).endswith(".json"):
-        data = check_mapping(read_settings(path), {name: [float] for name in CLASSES}, where=str(path))
-        numbered = [(f"{path}: {name}", name, weights) for name, weights in data.items()]
-    else:
-        numbered = _csv_class_weights(path)
-    result = {}
-    for where, name, values in numbered:
-        if name not in CLASS_INDEX:
-            raise HbensError(f"{where}: unknown class {clip(repr(name), limit=40)}; valid classes: "
-                             f"{examples(CLASSES)}")
-        if name in result:
-            raise HbensError(f"{where}: {name} is given twice; give one row per class")
-        if len(values) != n_inputs:
-            raise HbensError(f"{where}: {len(values)} weights for {name}, expected one per input ({n_inputs})")
-        if not all(w > 0 for w in values):
-            raise HbensError(f"{where}: weights of {name} must be > 0, got {examples(values)}")
-        result[name] = values
-    return result
-
-
-def _aligned_images(indexes: list[SubmissionIndex], rules: dict[str, VoteRule], missing: str) -> list[str]:
-    """Images to fuse; raise HbensError on differing image sets or absent rows unless ``missing='empty'``."""
-    image_sets = [set(index.images) for index in indexes]
-    images = sorted(set().union(*image_sets))
-    if missing == "empty":
-        return images
-    for index, own in zip(indexes, image_sets):
-        lacking = [image for image in images if image not in own]
-        if lacking:
-            raise HbensError(
-                f"{index.path}: image sets differ: lacks {len(lacking)} image(s) that other inputs have, e.g. "
-                f"{', '.join(lacking[:3])}; fuse inputs of the same images or pass --missing empty"
-            )
-    for i, index in enumerate(indexes):
-        used = [name for name, rule in rules.items() if i in rule.inputs]
-        absent = index.missing(images, used)
-        if absent:
-            shown = ", ".join(f"({image}, {name})" for image, name in absent[:3])
-            raise HbensError(
-                f"{index.path}: {len(absent)} (image, class) row(s) needed for the vote are missing, e.g. {shown}; "
-                "pass --missing empty to treat them as empty masks"
-            )
-    return images
-
-
-def _same_rle(canonical: str, other: str) -> bool:
-    """Whether ``other`` spells the canonical RLE string, up to whitespace (split only when needed)."""
-    if canonical == other:
-        return True
-    plain = not (other[:1] == " " or other[-1:] == " " or "  " in other or "\t" in other or "\r" in other
-                 or "\n" in other)
-    return not plain and canonical.split() == other.split()
+        return FuseStats(self.fuse + other.fuse, self.clean + other.clean)
 
 
 @dataclass(frozen=True, kw_only=True)
 class FuseItem:
-    """One image of a CSV fuse: each input's RLE per class and the settings (plain data, picklable)."""
+    """One image of a fuse: its inputs, the rules, where the fused store goes, the cleanup."""
 
-    image: str
-    rles: list[dict[str, str]]
-    rules: dict[str, VoteRule]
+    inputs: ImageInputs
+    rules: dict[str, Rule]
+    precision: str = "uint8"
+    store: str | None = path_field(None)
+    metadata: dict = field(default_factory=dict)
     cleanup: Cleanup | None = None
-    shape: tuple[int, int] = IMAGE_SHAPE
 
 
-def fuse_image(item: FuseItem) -> ImageOutput:
-    """The per-image task of a CSV fuse: the voted (and cleaned) rows and the rows changed per input."""
-    size = item.shape[0] * item.shape[1]
-    rows = []
-    for name in CLASSES:
-        rule = item.rules[name]
-        rows.append((name, vote_strings([item.rles[i].get(name, "") for i in rule.inputs], rule, size)))
-    rows, clean = clean_rows(rows, item.cleanup, item.shape)
-    changed = tuple(
-        sum(not _same_rle(fused, own.get(name, "")) for name, fused in rows) for own in item.rles
-    )
-    return ImageOutput(item.image, rows, FuseStats(changed, clean))
+def fuse_task(item: FuseItem) -> ImageOutput:
+    """The per-image task of a fuse: the fused (cleaned) rows; writes the fused store when asked."""
+    result = fuse_image(item.inputs, item.rules, precision=item.precision, keep_crops=item.store is not None)
+    if item.store is not None:
+        write_store(item.store, result.crops, result.shape, item.precision, tuple(name for name, _ in result.rows),
+                    image=item.inputs.image, **item.metadata)
+    rows, clean = clean_rows(result.rows, item.cleanup, result.shape)
+    return ImageOutput(item.inputs.image, rows, FuseStats(result.stats, clean))
 
 
-def fuse_csvs(
+def aligned_images(inputs: Inputs, missing: str) -> list[str]:
+    """Images of every input, or an HbensError naming an input that lacks some (unless missing=empty)."""
+    images = sorted(set().union(*(source.images for source in inputs.sources)))
+    if missing == "error":
+        inputs.check_images(images, what="the other inputs",
+                            advice="fuse inputs of the same images or pass --missing empty")
+    return images
+
+
+def fuse(
     paths: Sequence[PathLike],
     output: PathLike,
-    rules: dict[str, VoteRule] | None = None,
+    rules: dict[str, Rule] | None = None,
     *,
     missing: str = "error",
+    stores: PathLike | None = None,
+    precision: str = "uint8",
+    array_format: ArrayFormat | None = None,
     cleanup: Cleanup | None = None,
     execution: Execution | None = None,
     shape: tuple[int, int] | None = None,
+    images: PathLike | None = None,
 ) -> RunSummary:
-    """Fuse submission CSVs into ``output`` with one :class:`VoteRule` per class (default: majority).
+    """Fuse submission CSVs and folders of probability maps (hbens stores or saved arrays) into ``output``.
 
-    ``cleanup`` cleans each fused row.  ``shape`` is the frame (CSVs do not record it); None:
-    2048x2048.  The summary's ``stats`` is a :class:`FuseStats`.
+    ``rules`` holds one rule per class (default: a strict-majority vote of every input).  Images
+    are aligned by name; an input that lacks an image (or, for a CSV, a row its vote needs) is an
+    error, or empty masks with ``missing="empty"``.  ``stores`` also writes the fused
+    probabilities as hbens stores (their metadata records the inputs and rules).  ``shape`` is the
+    frame; None: the maps', else the X-rays' under ``images``, else 2048x2048
+    (:func:`hbens.maps.folders.open_inputs`).  The summary's ``stats`` is a :class:`FuseStats`, or a
+    :class:`~hbens.ensemble.csv_votes.VoteStats` (rows changed per input) on the CSV fast path.
     """
-    if missing not in ("error", "empty"):
+    if missing not in MISSING:
         raise HbensError(f"missing must be 'error' or 'empty', got {missing!r}")
     rules = rules or hard_rules(len(paths))
-    for name, rule in rules.items():
-        if max(rule.inputs) >= len(paths):
-            raise HbensError(f"the rule for {name} uses input {max(rule.inputs)} but there are {len(paths)} inputs")
-    shape = csv_frame(shape)
-    indexes = [scan_submission(path, shape) for path in paths]
-    images = _aligned_images(indexes, rules, missing)
-    with ExitStack() as stack:
-        handles = [stack.enter_context(index.open()) for index in indexes]
+    if votes_on_text(paths, rules, stores):
+        check_rule_inputs([None] * len(paths), rules)
+        return vote_submissions(paths, output, rules, missing=missing, cleanup=cleanup, execution=execution,
+                                shape=shape)
+    inputs = open_inputs(paths, array_format=array_format, shape=shape, images=images)
+    check_rule_inputs([source.first_maps.classes if isinstance(source, MapFolder) else None
+                       for source in inputs.sources], rules)
+    names = aligned_images(inputs, missing)
+    metadata = {"inputs": [str(p) for p in paths], "rules": rules_metadata(rules)}
+    with inputs.reader() as read, output_folders([stores] if stores is not None else [], option="--stores"):
 
-        def items() -> Iterator[FuseItem]:
-            for image in images:
-                rles = [{name: index.read_rle((image, name), handle) for name in CLASSES if (image, name) in index.rows}
-                        for index, handle in zip(indexes, handles)]
-                yield FuseItem(image=image, rles=rles, rules=rules, cleanup=cleanup, shape=shape)
+        def items():
+            for name in names:
+                maps, rles = read(name)
+                store = str(Path(stores) / f"{Path(name).stem}.npz") if stores is not None else None
+                yield FuseItem(inputs=ImageInputs(image=name, maps=maps, rles=rles, shape=inputs.shape), rules=rules,
+                               precision=precision, store=store, metadata=metadata, cleanup=cleanup)
 
-        summary = run_images(fuse_image, items(), execution or Execution(), names=images, csv=output,
+        summary = run_images(fuse_task, items(), execution or Execution(), names=names, csv=output,
                              inputs=paths, desc="fuse")
-    summary.stats = summary.stats or FuseStats(tuple(0 for _ in paths))
+    summary.stats = summary.stats or FuseStats()
     return summary
 
 
 def describe_fuse(summary: RunSummary, output: PathLike, paths: Sequence[PathLike]) -> str:
-    """One line saying what a fuse wrote and how many rows differ from each input."""
-    changed = ", ".join(f"{Path(p).name}: {c}" for p, c in zip(paths, summary.stats.changed))
-    return (f"wrote {output}: {summary.rows} rows from {len(paths)} inputs in {summary.seconds:.1f} s; "
-            f"rows changed vs each input: {changed}")
+    """One line saying what a fuse wrote: rows changed vs each input (CSV votes), else the fused pixels."""
+    if isinstance(summary.stats, VoteStats):
+        changed = ", ".join(f"{Path(p).name}: {c}" for p, c in zip(paths, summary.stats.changed))
+        return (f"wrote {output}: {summary.rows} rows from {len(paths)} inputs in {summary.seconds:.1f} s; "
+                f"rows changed vs each input: {changed}")
+    fuse = summary.stats.fuse
+    partial = f", {fuse.partial_rows} row(s) from only the inputs that have the class" if fuse.partial_rows else ""
+    return (f"wrote {output}: {summary.rows} rows from {len(paths)} inputs in {summary.seconds:.1f} s "
+            f"({fuse.fused_pixels / max(fuse.images, 1) / 1e6:.2f} Mpixel fused per image{partial})")

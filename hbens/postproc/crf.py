@@ -18,14 +18,14 @@ import numpy as np
 from hbens.classes import CLASS_INDEX, CLASSES
 from hbens.errors import HbensError
 from hbens.frames import check_dice, scaled
-from hbens.maps import ImageMaps, MapFile
+from hbens.maps.folders import ImageMaps, MapFile
 from hbens.outputs import PathLike
 from hbens.paths import output_folders
 from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field, sum_fields
 from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
-from hbens.probabilities import PRECISIONS, ClassCrop, crop_runs, crops_to_rles, dequantize, tight_crop, write_store
+from hbens.maps.probabilities import PRECISIONS, ClassCrop, crop_runs, crops_to_rles, dequantize, tight_crop, write_store
 from hbens.runs import Runs
-from hbens.saved_arrays import ArrayFormat
+from hbens.maps.saved_arrays import ArrayFormat
 from hbens.settings import examples
 
 STORE_KEYS = ("format", "version", "classes", "shape", "precision", "hbens")
@@ -154,7 +154,7 @@ def refine_store(maps: ImageMaps, image: np.ndarray, params: CRFParams = CRFPara
     ----------
     maps
         The image's classes, shape and stored crops (an hbens store or a saved array, see
-        :meth:`hbens.maps.MapFile.read`); its ``path`` names it in errors.
+        :meth:`hbens.maps.folders.MapFile.read`); its ``path`` names it in errors.
     image
         The X-ray, uint8, of the maps' shape.
     params
@@ -251,10 +251,10 @@ def dice_before_after(maps: ImageMaps, refined: Sequence[ClassCrop], thresholds:
 def refine_image(item: CRFItem) -> ImageOutput:
     """The per-image task of ``hbens crf``: writes the refined store, returns its thresholded rows and
     a :class:`CRFStats` (with per-class Dice when ``item.truth`` is given)."""
-    from hbens.images import read_gray
+    from hbens.images import read_xray
 
     name = Path(item.image).name
-    image = np.round(read_gray(item.image) * 255).astype(np.uint8)
+    image = read_xray(item.image)
     fmt = item.format
     if fmt is not None and fmt.size is None:
         fmt = replace(fmt, size=image.shape)
@@ -290,7 +290,7 @@ def crf_folder(
     ----------
     stores
         A folder of hbens stores or of another pipeline's saved arrays (read with ``array_format``,
-        see :func:`hbens.maps.open_map_folder`); ``NAME.npz`` (or ``NAME.npy``...) holds ``NAME.png``.
+        see :func:`hbens.maps.folders.open_map_folder`); ``NAME.npz`` (or ``NAME.npy``...) holds ``NAME.png``.
     images
         The folder of the X-rays (searched recursively).
     output
@@ -314,7 +314,7 @@ def crf_folder(
         Its ``stats`` is a :class:`CRFStats`.
     """
     from hbens.images import find_images
-    from hbens.maps import framed, open_map_folder
+    from hbens.maps.folders import framed, open_map_folder
     from hbens.pipeline import run_images
 
     output = Path(output)

@@ -25,7 +25,7 @@ import numpy as np
 
 from hbens.classes import CLASSES, WRIST
 from hbens.errors import HbensError
-from hbens.probabilities import (
+from hbens.maps.probabilities import (
     FLOOR,
     ClassCrop,
     ProbabilityStore,
@@ -41,8 +41,9 @@ from hbens.predictors.checkpoints import ModelSpec, checkpoint_hash, load_model
 from hbens.predictors.model import InferenceModel, parse_channels
 from hbens.predictors.region import Region, cut_region, image_regions, paste_crops, region_meta
 from hbens.predictors.tta import MERGES, parse_tta, predict_tta, tta_steps
-from hbens.predictors.upsample import source_box, upsample_crop
+from hbens.maps.upsample import source_box, upsample_crop
 from hbens.predictors.window import BLENDS, predict_windows
+from hbens.resume import stale_reason
 
 FLOOR_LOGIT = float(np.log(FLOOR / (1 - FLOOR)))
 
@@ -260,24 +261,9 @@ def made_by(item: PredictItem, group: str, image: dict[str, object]) -> dict[str
     return json.loads(json.dumps(record))
 
 
-RECORD_REASONS = {"image": "another image", "models": "other checkpoints", "weights": "other --weights",
-                  "region": "another region"}
+RECORD_CHECKS = (("image", "another image"), ("models", "other checkpoints"), ("weights", "other --weights"),
+                 ("region", "another region"), ("options", None))
 """Why a store is redone, by the part of its record that differs (options name their flag)."""
-
-
-def stale_reason(stored: object, expected: dict[str, object]) -> str | None:
-    """Why a store recorded as made by ``stored`` cannot stand for ``expected`` (see :func:`made_by`);
-    None when they are equal."""
-    if stored == expected:
-        return None
-    if not isinstance(stored, dict):
-        return "no record of what made it"
-    for key, reason in RECORD_REASONS.items():
-        if stored.get(key) != expected[key]:
-            return reason
-    options = stored.get("options") if isinstance(stored.get("options"), dict) else {}
-    changed = [name for name, value in expected["options"].items() if options.get(name) != value]
-    return f"another --{changed[0].replace('_', '-')}" if changed else "another hbens"
 
 
 def reuse_problem(path: Path, made: dict[str, object]) -> str | None:
@@ -286,7 +272,7 @@ def reuse_problem(path: Path, made: dict[str, object]) -> str | None:
         store = ProbabilityStore(path)
     except HbensError:
         return "incomplete or damaged"
-    return stale_reason(store.meta.get("made"), made)
+    return stale_reason(store.meta.get("made"), made, checks=RECORD_CHECKS, unrecorded="no record of what made it")
 
 
 def predict_image(item: PredictItem) -> ImageOutput:

@@ -18,7 +18,7 @@ import numpy as np
 
 from hbens.errors import HbensError
 from hbens.outputs import PathLike
-from hbens.probabilities import ClassCrop, crop_runs
+from hbens.maps.probabilities import ClassCrop, crop_runs
 from hbens.runs import EMPTY_RUNS, Runs, runs_bounds, union_runs
 
 Box = tuple[int, int, int, int]
@@ -155,7 +155,7 @@ def _csv_masks(first: PathLike, images: Sequence[Path], classes: Sequence[str]
 def _folder_masks(first: PathLike, images: Sequence[Path], classes: Sequence[str]
                   ) -> Iterator[tuple[str, tuple[int, int], list[Runs]]]:
     """Each image's name, shape and masks of ``classes`` (p > 0.5) in a folder of probability maps."""
-    from hbens.maps import open_map_folder
+    from hbens.maps.folders import open_map_folder
 
     folder = open_map_folder(first)
     _refuse_missing(first, [path.name for path in images], set(folder.files))

@@ -1,7 +1,7 @@
 """``hbens apply``: a tuned recipe run on test predictions, one streaming pass, one task per image.
 
 Each image is fused class by class with the recipe's soft rules
-(:func:`hbens.ensemble.soft.fuse_stores_image`, the fuse of ``hbens fuse``), the classes with a
+(:func:`hbens.ensemble.fuse.fuse_image`, the fuse of ``hbens fuse``), the classes with a
 CRF are refined as ``hbens crf`` refines a fused store (:func:`hbens.postproc.crf.refine_store`
 on the quantized fused crop), and the rows are cleaned by the recipe's cleanup
 (:func:`hbens.postproc.clean.clean_rows`).  So ``apply`` gives exactly the rows of ``fuse
@@ -17,23 +17,19 @@ from typing import Sequence
 import numpy as np
 
 from hbens.classes import CLASSES
-from hbens.ensemble.soft import SoftImageStats, SoftRule, fuse_stores_image, rules_metadata
+from hbens.ensemble.fuse import FuseStats, fuse_image
+from hbens.ensemble.inputs import ImageInputs
+from hbens.ensemble.rules import SoftRule, rules_metadata
 from hbens.errors import HbensError
-from hbens.maps import ImageMaps, Inputs, MapFile, open_inputs
+from hbens.images import read_xray
+from hbens.maps.folders import ImageMaps, Inputs, open_inputs
 from hbens.outputs import PathLike
 from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field
 from hbens.postproc.clean import Cleanup, active_cleanup, clean_rows
 from hbens.postproc.crf import CRFParams, refine_store
-from hbens.probabilities import ClassCrop, crops_to_rles, write_store
-from hbens.saved_arrays import ArrayFormat
+from hbens.maps.probabilities import ClassCrop, crops_to_rles, write_store
+from hbens.maps.saved_arrays import ArrayFormat
 from hbens.tune.recipe import Recipe, read_recipe, recipe_inputs
-
-
-def read_xray(path: PathLike) -> np.ndarray:
-    """The X-ray as uint8 gray levels, as ``hbens crf`` reads it for the CRF."""
-    from hbens.images import read_gray
-
-    return np.round(read_gray(path) * 255).astype(np.uint8)
 
 
 def refine_class(
@@ -58,9 +54,7 @@ def refine_class(
 class ApplyItem:
     """One image of ``apply``: its inputs, the recipe as rules, where its X-ray and fused store are."""
 
-    image: str
-    maps: list[MapFile | None]
-    rles: list[dict[str, str] | None]
+    inputs: ImageInputs
     rules: dict[str, SoftRule]
     cleanup: Cleanup
     crf: dict[str, CRFParams] = field(default_factory=dict)
@@ -68,27 +62,26 @@ class ApplyItem:
     store: str | None = path_field(None)
     metadata: dict = field(default_factory=dict)
     precision: str = "uint8"
-    shape: tuple[int, int] | None = None
-    """The frame (None: the first map's)."""
 
 
 def apply_image(item: ApplyItem) -> ImageOutput:
     """The per-image task of ``apply``: the recipe's rows (fused, refined, cleaned); writes the store when asked."""
-    result = fuse_stores_image(item.image, item.maps, item.rles, item.rules, shape=item.shape,
-                               precision=item.precision, keep_crops=bool(item.crf) or item.store is not None)
+    image = item.inputs.image
+    result = fuse_image(item.inputs, item.rules, precision=item.precision,
+                        keep_crops=bool(item.crf) or item.store is not None)
     rows, crops = list(result.rows), result.crops
     if item.crf:
         xray = read_xray(item.xray)
         for k, (name, _) in enumerate(rows):
             if name in item.crf:
-                crops[k] = refine_class(crops[k], name, xray, item.crf[name], image=item.image, shape=result.shape,
+                crops[k] = refine_class(crops[k], name, xray, item.crf[name], image=image, shape=result.shape,
                                         precision=item.precision)
                 rows[k] = (name, crops_to_rles([crops[k]], result.shape, [item.rules[name].threshold])[0])
     if item.store is not None:
         write_store(item.store, crops, result.shape, item.precision, tuple(name for name, _ in rows),
-                    image=item.image, **item.metadata)
+                    image=image, **item.metadata)
     rows, clean = clean_rows(rows, item.cleanup, result.shape)
-    return ImageOutput(item.image, rows, SoftImageStats(result.stats, clean))
+    return ImageOutput(image, rows, FuseStats(result.stats, clean))
 
 
 def check_inputs(recipe: Recipe, inputs: Inputs, *, rename: bool, where: str) -> None:
@@ -166,7 +159,7 @@ def apply_recipe(
     Returns
     -------
     RunSummary
-        Its ``stats`` is a :class:`~hbens.ensemble.soft.SoftImageStats`.
+        Its ``stats`` is a :class:`~hbens.ensemble.FuseStats`.
     """
     from hbens.paths import output_folders
     from hbens.pipeline import run_images
@@ -184,14 +177,14 @@ def apply_recipe(
         def items():
             for name in names:
                 maps, rles = read(name)
-                yield ApplyItem(image=name, maps=maps, rles=rles, rules=rules, cleanup=cleanup, crf=crf,
-                                xray=xrays.get(name),
+                yield ApplyItem(inputs=ImageInputs(image=name, maps=maps, rles=rles, shape=inputs.shape),
+                                rules=rules, cleanup=cleanup, crf=crf, xray=xrays.get(name),
                                 store=None if stores is None else str(Path(stores) / f"{Path(name).stem}.npz"),
-                                metadata=metadata, shape=inputs.shape)
+                                metadata=metadata)
 
         summary = run_images(apply_image, items(), execution or Execution(), names=names, csv=output,
                              inputs=[*inputs.paths, recipe], desc="apply", holds_gil=bool(crf))
-    summary.stats = summary.stats or SoftImageStats()
+    summary.stats = summary.stats or FuseStats()
     return summary
 
 

@@ -4,7 +4,7 @@ Three passes, each a task of :mod:`hbens.pipeline` run once per image:
 
 * :func:`curves_task` -- for each class and each member combination of :func:`member_combos`,
   the Dice of the fused map at every threshold of :data:`~hbens.tune.histograms.GRID`.  The
-  fused values are those of :func:`hbens.ensemble.soft.fuse_class` (the fuse that ``apply``
+  fused values are those of :func:`hbens.ensemble.combine.fuse_class` (the fuse that ``apply``
   runs), counted in exact histograms (:func:`~hbens.tune.histograms.grid_histograms`), so a
   threshold search never re-thresholds a map;
 * :func:`cleanup_task` -- for given (members, weights, threshold) rules, the Dice of each
@@ -30,16 +30,18 @@ import numpy as np
 from numba import njit
 
 from hbens.classes import CLASSES
-from hbens.ensemble.soft import Source, SoftRule, crop_runs, fuse_class
+from hbens.ensemble.combine import fuse_class
+from hbens.ensemble.inputs import ImageInputs, Source, source_box
+from hbens.ensemble.rules import SoftRule
 from hbens.errors import HbensError
-from hbens.maps import ImageMaps, MapFile
+from hbens.images import read_xray
+from hbens.maps.probabilities import ClassCrop, crop_runs, tight_crop
 from hbens.metrics import dice_runs
 from hbens.pipeline import ImageOutput, path_field
 from hbens.postproc.clean import CleanConfig, clean_runs
 from hbens.postproc.crf import CRFParams
-from hbens.probabilities import ClassCrop
-from hbens.rle import string_to_runs
-from hbens.runs import Runs, box_to_runs, runs_bounds, runs_to_box, runs_to_segments
+from hbens.runs import Runs, box_to_runs, runs_to_box, runs_to_segments
+from hbens.tune.apply import refine_class
 from hbens.tune.histograms import GRID, crop_grid_histograms, grid_dice, grid_histograms
 
 CLEANUPS: dict[str, CleanConfig] = {
@@ -111,43 +113,12 @@ def member_combos(
 
 
 @dataclass(frozen=True, kw_only=True)
-class ImageInputs:
-    """One tuning image: each input's map file or CSV rows, the ground truth's runs, the frame."""
+class TuningImage(ImageInputs):
+    """One tuning image: its inputs (as ``fuse`` and ``apply`` read them), the ground truth's runs per
+    class and the X-ray (for the CRF pass)."""
 
-    image: str
-    maps: list[MapFile | None]
-    rles: list[dict[str, str] | None]
     truth: dict[str, Runs]
-    shape: tuple[int, int]
     xray: str | None = path_field(None)
-
-    def read(self) -> list[ImageMaps | None]:
-        """Each input's maps of this image (None for a CSV), checked to be of the image's shape."""
-        stores = [file.read() if file is not None else None for file in self.maps]
-        for store in stores:
-            if store is not None and tuple(store.shape) != tuple(self.shape):
-                raise HbensError(f"{store.path}: maps of {store.shape[1]}x{store.shape[0]}, expected "
-                                 f"{self.shape[1]}x{self.shape[0]} like the other inputs")
-        return stores
-
-    def sources(self, stores: Sequence[ImageMaps | None], name: str) -> list[Source | None]:
-        """Each input's map of class ``name``: its stored crop (None if it lacks the class) or its runs."""
-        sources: list[Source | None] = []
-        for store, rles in zip(stores, self.rles):
-            if store is not None:
-                sources.append(store.crop(name))
-                continue
-            try:
-                sources.append(string_to_runs(rles.get(name, ""), self.shape))
-            except HbensError as error:
-                raise HbensError(f"{self.image}, {name}: {error}") from None
-        return sources
-
-
-def _box(source: Source, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    if isinstance(source, ClassCrop):
-        return source.box if source.values.size else None
-    return runs_bounds(source, shape)
 
 
 KEY_BITS = {np.dtype(np.uint8): 8, np.dtype(np.float16): 16, np.dtype(np.float32): 32}
@@ -280,7 +251,7 @@ def fused_curves(
 ) -> np.ndarray:
     """Per rule, the Dice of ``fuse_class(sources, rule) > t`` against ``truth`` for every ``t`` of GRID.
 
-    Equal to thresholding the fused crop of :func:`hbens.ensemble.soft.fuse_class` at each
+    Equal to thresholding the fused crop of :func:`hbens.ensemble.combine.fuse_class` at each
     threshold and scoring it with :func:`hbens.metrics.dice_runs`, to the last bit: the values of
     ``fuse_class`` itself are counted in :func:`~hbens.tune.histograms.grid_histograms`.  For a set
     of members whose distinct value tuples can be counted in a small table (singles and pairs of
@@ -308,7 +279,7 @@ def fused_curves(
         raise ValueError("fused_curves scores probability-space rules only (0 everywhere fuses to 0)")
     truth_total = int(truth[1].sum())
     inputs = [i for i, source in enumerate(sources) if source is not None]
-    boxes = [box for box in (_box(sources[i], shape) for i in inputs) if box is not None]
+    boxes = [box for box in (source_box(sources[i], shape) for i in inputs) if box is not None]
     if boxes:
         union = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
         dtype = _key_dtype(sources)
@@ -343,16 +314,16 @@ def fused_curves(
 class CurvesItem:
     """Pass 1 of one image: the fusions to score at every threshold."""
 
-    inputs: ImageInputs
+    inputs: TuningImage
     rules: tuple[SoftRule, ...]
 
 
 def curves_task(item: CurvesItem) -> ImageOutput:
     """Pass 1: ``stats`` is a ``(classes, rules, len(GRID))`` float64 array of :func:`fused_curves`."""
     inputs = item.inputs
-    stores = inputs.read()
-    curves = np.stack([fused_curves(inputs.sources(stores, name), inputs.truth[name], rules=item.rules,
-                                    shape=inputs.shape) for name in CLASSES])
+    stores, shape = inputs.read()
+    curves = np.stack([fused_curves(inputs.sources(stores, name, shape), inputs.truth[name], rules=item.rules,
+                                    shape=shape) for name in CLASSES])
     return ImageOutput(inputs.image, stats=curves)
 
 
@@ -360,7 +331,7 @@ def curves_task(item: CurvesItem) -> ImageOutput:
 class CleanupItem:
     """Pass 2 of one image: per class, the rules whose thresholded masks are cleaned each way."""
 
-    inputs: ImageInputs
+    inputs: TuningImage
     rules: dict[str, tuple[SoftRule, ...]]
     options: tuple[CleanConfig, ...]
 
@@ -368,15 +339,15 @@ class CleanupItem:
 def cleanup_task(item: CleanupItem) -> ImageOutput:
     """Pass 2: ``stats`` maps each class to a ``(rules, options)`` array of Dice after each cleanup."""
     inputs = item.inputs
-    stores = inputs.read()
+    stores, shape = inputs.read()
     dice = {}
     for name, rules in item.rules.items():
-        sources = inputs.sources(stores, name)
+        sources = inputs.sources(stores, name, shape)
         table = np.empty((len(rules), len(item.options)))
         for r, rule in enumerate(rules):
-            runs = crop_runs(fuse_class(sources, rule, inputs.shape), rule.threshold, inputs.shape)
+            runs = crop_runs(fuse_class(sources, rule, shape), shape, rule.threshold)
             for o, config in enumerate(item.options):
-                table[r, o] = dice_runs(clean_runs(runs, config, inputs.shape)[0], inputs.truth[name])
+                table[r, o] = dice_runs(clean_runs(runs, config, shape)[0], inputs.truth[name])
         dice[name] = table
     return ImageOutput(inputs.image, stats=dice)
 
@@ -385,7 +356,7 @@ def cleanup_task(item: CleanupItem) -> ImageOutput:
 class CRFCandidatesItem:
     """Pass 3 of one image: per class, the (rule, cleanup) pairs to score with the CRF."""
 
-    inputs: ImageInputs
+    inputs: TuningImage
     candidates: dict[str, tuple[tuple[SoftRule, CleanConfig], ...]]
     params: CRFParams
     precision: str = "uint8"
@@ -393,25 +364,21 @@ class CRFCandidatesItem:
 
 def crf_task(item: CRFCandidatesItem) -> ImageOutput:
     """Pass 3: ``stats`` maps each class to the Dice of each candidate refined by the CRF of ``apply``."""
-    from hbens.probabilities import crop_runs as refined_runs
-    from hbens.probabilities import tight_crop
-    from hbens.tune.apply import read_xray, refine_class
-
     inputs = item.inputs
     if inputs.xray is None:
         raise HbensError(f"{inputs.image}: the CRF needs its X-ray; pass --images")
-    stores = inputs.read()
+    stores, shape = inputs.read()
     xray = read_xray(inputs.xray)
     dice = {}
     for name, candidates in item.candidates.items():
-        sources = inputs.sources(stores, name)
+        sources = inputs.sources(stores, name, shape)
         scores = np.empty(len(candidates))
         for k, (rule, config) in enumerate(candidates):
-            fused = fuse_class(sources, rule, inputs.shape)
+            fused = fuse_class(sources, rule, shape)
             stored = tight_crop(fused.values, fused.box[:2], item.precision)
-            refined = refine_class(stored, name, xray, item.params, image=inputs.image, shape=inputs.shape,
+            refined = refine_class(stored, name, xray, item.params, image=inputs.image, shape=shape,
                                    precision=item.precision)
-            runs = refined_runs(refined, inputs.shape, rule.threshold)
-            scores[k] = dice_runs(clean_runs(runs, config, inputs.shape)[0], inputs.truth[name])
+            runs = crop_runs(refined, shape, rule.threshold)
+            scores[k] = dice_runs(clean_runs(runs, config, shape)[0], inputs.truth[name])
         dice[name] = scores
     return ImageOutput(inputs.image, stats=dice)

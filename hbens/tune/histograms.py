@@ -1,6 +1,6 @@
 """Dice of every threshold at once, from histograms of probabilities inside and outside the truth.
 
-A uint8 store keeps ``round(p * 255)`` over a class's crop (see :mod:`hbens.probabilities`).
+A uint8 store keeps ``round(p * 255)`` over a class's crop (see :mod:`hbens.maps.probabilities`).
 Thresholding ``stored / 255 > threshold`` can only give 256 different masks, ``stored > t``
 for ``t = 0..255``, so counting the stored values inside and outside the ground truth once
 gives the Dice of every threshold by cumulative sums: one pass over the crop per (image, class)
@@ -22,7 +22,7 @@ LEVELS = 256
 """Number of distinct uint8 stored values, and so of distinct thresholded masks."""
 
 _DEQUANTIZED = np.arange(LEVELS, dtype=np.float32) / np.float32(255.0)
-"""The probability each stored value reads back as (:func:`hbens.probabilities.dequantize`)."""
+"""The probability each stored value reads back as (:func:`hbens.maps.probabilities.dequantize`)."""
 
 GRID = np.round(np.arange(101) * 0.01, 10)
 """The thresholds 0.00, 0.01, ..., 1.00 of :func:`grid_histograms`: both grids of
@@ -229,7 +229,7 @@ def grid_histograms(
     Parameters
     ----------
     values : (n,) float32 array
-        Fused probabilities, as :func:`hbens.ensemble.soft.fuse_class` returns them.
+        Fused probabilities, as :func:`hbens.ensemble.combine.fuse_class` returns them.
     inside, outside : (n,) integer or bool arrays
         Ground-truth and other pixels having each value (for one pixel per value: the truth
         mask and its complement).
@@ -391,7 +391,7 @@ def level_of(threshold: float) -> int:
     integer ``stored`` that is ``stored > floor(threshold * 255)``, so ``t`` is
     ``floor(threshold * 255)``.  Computing that product in floating point can round across an
     integer when ``threshold`` lies within rounding of some ``k / 255``; instead ``t`` is read off
-    the comparison the pipeline makes (:func:`hbens.probabilities.crops_to_rles`: float32
+    the comparison the pipeline makes (:func:`hbens.maps.probabilities.crops_to_rles`: float32
     ``stored / 255`` against float32 ``threshold``), which is monotone in ``stored``: ``t`` is the
     largest stored value that this comparison leaves off.  It is exact for every threshold.
 

@@ -40,7 +40,7 @@ import yaml
 
 from hbens.classes import CLASS_INDEX, CLASSES
 from hbens.errors import HbensError, located
-from hbens.maps import Inputs, MapFolder
+from hbens.maps.folders import Inputs, MapFolder
 from hbens.outputs import PathLike, atomic_open
 from hbens.postproc.clean import CleanConfig
 from hbens.postproc.crf import CRFParams

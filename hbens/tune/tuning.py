@@ -30,11 +30,11 @@ import numpy as np
 from hbens.classes import CLASSES
 from hbens.errors import HbensError
 from hbens.frames import check_dice
-from hbens.maps import Inputs, open_inputs
+from hbens.maps.folders import Inputs, open_inputs
 from hbens.outputs import PathLike
 from hbens.pipeline import Execution, ImageOutput, map_images
 from hbens.postproc.crf import CRFParams, frame_params
-from hbens.saved_arrays import ArrayFormat
+from hbens.maps.saved_arrays import ArrayFormat
 from hbens.tune.evaluate import (
     CLEANUPS,
     MAX_MEMBERS,
@@ -42,7 +42,7 @@ from hbens.tune.evaluate import (
     Combo,
     CRFCandidatesItem,
     CurvesItem,
-    ImageInputs,
+    TuningImage,
     canonical,
     cleanup_task,
     crf_task,
@@ -236,14 +236,14 @@ class _Run:
     execution: Execution
     crf_params: CRFParams
 
-    def image_inputs(self) -> Iterable[ImageInputs]:
+    def image_inputs(self) -> Iterable[TuningImage]:
         with self.inputs.reader() as read:
             for name, truth in zip(self.images, self.truths):
                 maps, rles = read(name)
-                yield ImageInputs(image=name, maps=maps, rles=rles, truth=truth, shape=self.inputs.shape,
+                yield TuningImage(image=name, maps=maps, rles=rles, truth=truth, shape=self.inputs.shape,
                                   xray=self.xrays.get(name))
 
-    def run(self, task, make_item: Callable[[ImageInputs], object], desc: str, *,
+    def run(self, task, make_item: Callable[[TuningImage], object], desc: str, *,
             holds_gil: bool = False) -> list[object]:
         stats: list[object] = [None] * len(self.images)
         failed = _pass(task, (make_item(item) for item in self.image_inputs()), self.images, self.execution, desc,

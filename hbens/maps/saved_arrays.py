@@ -5,9 +5,9 @@ A peer's saved output is one file per image holding a per-class map, in one of a
 probabilities, or probabilities times N as integers), at full or low resolution.  Each layout
 and kind is a named adapter in a registry; :class:`ArrayFormat` names the ones to use where the
 file cannot tell.  Every class is cut to the crop where its probability exceeds
-:data:`~hbens.probabilities.FLOOR` before anything is converted, so a full (29, 2048, 2048)
+:data:`~hbens.maps.probabilities.FLOOR` before anything is converted, so a full (29, 2048, 2048)
 float map is never built: a full-size map is converted over its crop only, a low-resolution
-map is resized bilinearly on logits over the crop only (:mod:`hbens.predictors.upsample`).
+map is resized bilinearly on logits over the crop only (:mod:`hbens.maps.upsample`).
 
 Read directly (precision :data:`EXACT`, what ``fuse``, ``score``, ``crf``, ``tune`` and ``apply``
 do), a file keeps its own precision: uint8 levels stay uint8 (``v / 255`` is what a uint8 store
@@ -21,9 +21,8 @@ from __future__ import annotations
 import json
 import math
 import pickle
-import time
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -31,9 +30,9 @@ import numpy as np
 
 from hbens.classes import CLASS_INDEX, CLASSES
 from hbens.errors import HbensError
-from hbens.outputs import PathLike, refuse_input
-from hbens.predictors.upsample import source_box, upsample_crop
-from hbens.probabilities import FLOOR, FORMAT, PRECISIONS, ClassCrop, crop_box, tight_crop, write_store
+from hbens.outputs import PathLike
+from hbens.maps.upsample import source_box, upsample_crop
+from hbens.maps.probabilities import FLOOR, FORMAT, PRECISIONS, ClassCrop, crop_box, tight_crop
 
 PADDING = 4
 """Pixels kept around each class's crop (as in ``hbens predict``)."""
@@ -396,7 +395,7 @@ def resolve_kind(path: PathLike, kind: str, dtype: np.dtype, low: float, high: f
 
 def crop_floor(precision: str) -> float:
     """The probability at or below which a class's pixels are left out of its crop: the stores'
-    :data:`~hbens.probabilities.FLOOR`, or :data:`EXACT_FLOOR` for float32 crops read directly."""
+    :data:`~hbens.maps.probabilities.FLOOR`, or :data:`EXACT_FLOOR` for float32 crops read directly."""
     return FLOOR if precision in PRECISIONS else EXACT_FLOOR
 
 
@@ -414,7 +413,7 @@ def raw_floor(kind: Kind, dtype: np.dtype, precision: str = "uint8") -> int | np
 
 def class_crop(probability: np.ndarray, origin: tuple[int, int], precision: str) -> ClassCrop:
     """The crop of a float32 map whose top-left pixel sits at ``origin``: a store's (quantized to
-    ``precision``, see :func:`~hbens.probabilities.tight_crop`), or for ``float32`` the padded box of
+    ``precision``, see :func:`~hbens.maps.probabilities.tight_crop`), or for ``float32`` the padded box of
     p > :data:`EXACT_FLOOR` with its values as they are."""
     if precision in PRECISIONS:
         return tight_crop(probability, origin, precision, PADDING)
@@ -602,66 +601,6 @@ def check_saved_arrays(paths: Sequence[PathLike], fmt: ArrayFormat = ArrayFormat
         elif size != first[1]:
             raise _fail(path, f"maps of a {size[0]}x{size[1]} image, but {first[0].name} of a "
                               f"{first[1][0]}x{first[1][1]} one; keep one image size per folder or give the frame (--image-size)")
-
-
-def source_record(path: PathLike, fmt: ArrayFormat, precision: str) -> dict[str, object]:
-    """What a store imported from ``path`` depends on, as JSON stores it: the file's size and
-    modification time (ns), the :class:`ArrayFormat` and the precision (``--resume`` compares it)."""
-    status = Path(path).stat()
-    record = {"bytes": status.st_size, "mtime_ns": status.st_mtime_ns, "format": asdict(fmt),
-              "precision": precision}
-    return json.loads(json.dumps(record))
-
-
-@dataclass
-class ImportStats:
-    """What importing one file wrote."""
-
-    name: str
-    store: Path
-    source: str
-    source_bytes: int
-    store_bytes: int
-    seconds: float
-
-
-def store_path(path: PathLike, output_folder: PathLike) -> Path:
-    """Where the store of a saved array goes: ``output_folder/<image stem>.npz``."""
-    return Path(output_folder) / f"{Path(image_name(path)).stem}.npz"
-
-
-def import_image(
-    path: PathLike, output_folder: PathLike, fmt: ArrayFormat = ArrayFormat(), *, precision: str = AUTO
-) -> ImportStats:
-    """Read one saved array and write it as an hbens probability store ``output_folder/<stem>.npz``,
-    in ``precision`` (``uint8``, ``float16``, or :data:`AUTO`: the one the file's dtype calls for).
-
-    The store's metadata records ``image``, ``source`` (see :func:`read_saved_image`) and ``made``
-    (see :func:`source_record`).
-
-    Returns
-    -------
-    ImportStats
-        The image name, the store's path, the source string, both file sizes and the seconds taken.
-
-    Raises
-    ------
-    HbensError
-        As :func:`read_saved_image`, or when the store would replace the input; nothing is written.
-    """
-    started = time.perf_counter()
-    if precision not in (*PRECISIONS, AUTO):
-        raise HbensError(f"--precision {precision}: valid store precisions are {', '.join((*PRECISIONS, AUTO))}")
-    path = Path(path)
-    out = store_path(path, output_folder)
-    refuse_input(out, [path])
-    made = source_record(path, fmt, precision)
-    image = read_saved_image(path, fmt, precision=precision)
-    stored = image.store_precision if precision == AUTO else precision
-    write_store(out, image.crops, image.shape, stored, image.classes, image=image.name,
-                source=image.source, made=made)
-    return ImportStats(image.name, out, image.source, path.stat().st_size, out.stat().st_size,
-                       time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------------------- folders

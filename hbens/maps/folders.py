@@ -5,7 +5,7 @@ its folders here, so both kinds are read alike.  A folder is indexed by image na
 client; a worker reads one image of it (:meth:`MapFile.read`) and gets the classes, the image
 shape and the per-class crops, never a full float array: a store's as stored (uint8 p*255 or
 float16), a saved array's in its own precision (uint8 levels as uint8, anything else float32:
-never rounded to a store's, see :data:`hbens.saved_arrays.EXACT`).
+never rounded to a store's, see :data:`hbens.maps.saved_arrays.EXACT`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from hbens.errors import HbensError
 from hbens.frames import images_frame, resolve_frame
 from hbens.outputs import PathLike
 from hbens.pipeline import path_field
-from hbens.probabilities import ClassCrop, ProbabilityStore
-from hbens.saved_arrays import (
+from hbens.maps.probabilities import ClassCrop, ProbabilityStore
+from hbens.maps.saved_arrays import (
     EXACT,
     ArrayFormat,
     check_saved_arrays,
@@ -136,7 +136,7 @@ def open_map_folder(path: PathLike, fmt: ArrayFormat | None = None) -> MapFolder
 
     The kind is detected from the folder's first file; ``fmt`` says how to read saved arrays
     (key, kind, class order, dropped channel) and is ignored for hbens stores.  Saved arrays are
-    checked from their headers first (:func:`~hbens.saved_arrays.check_saved_arrays`), so that an
+    checked from their headers first (:func:`~hbens.maps.saved_arrays.check_saved_arrays`), so that an
     ambiguous file or a second image size is refused before any work.
     """
     folder = Path(path)

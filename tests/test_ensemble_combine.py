@@ -8,25 +8,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hbens.classes import CLASSES
-from hbens.ensemble.soft import (
+from hbens.ensemble.combine import fuse_class, vote_class
+from hbens.ensemble.fuse import FuseCounts, fuse_image
+from hbens.ensemble.inputs import ImageInputs
+from hbens.ensemble.rules import (
     CLIP,
     HardRule,
-    SoftFuseStats,
     SoftRule,
-    check_store_classes,
-    classwise_soft_rules,
-    crop_runs,
-    fuse_class,
-    fuse_stores_image,
-    hard_store_rules,
+    check_rule_inputs,
+    classwise_rules,
+    hard_rules,
     rules_metadata,
     soft_rules,
-    vote_class,
 )
 from hbens.ensemble.vote import VoteRule
 from hbens.errors import HbensError
-from hbens.maps import MapFile
-from hbens.probabilities import ClassCrop, ProbabilityStore, load_probabilities, quantize, tight_crop, write_store
+from hbens.maps.folders import MapFile
+from hbens.maps.probabilities import ClassCrop, ProbabilityStore, crop_runs, load_probabilities, quantize, tight_crop, write_store
 from hbens.rle import runs_to_mask
 from hbens.runs import box_to_runs
 from tests.oracles import decode_reference, encode_reference
@@ -117,8 +115,8 @@ def check_soft(result, inputs, rules):
 
 def fuse(inputs, rules, keep_crops=False, precision="uint8"):
     maps = [MapFile(str(p)) if p is not None else None for p, _ in inputs]
-    return fuse_stores_image("image1.png", maps, [r for _, r in inputs], rules, shape=SHAPE,
-                             precision=precision, keep_crops=keep_crops)
+    inputs = ImageInputs(image="image1.png", maps=maps, rles=[r for _, r in inputs], shape=SHAPE)
+    return fuse_image(inputs, rules, precision=precision, keep_crops=keep_crops)
 
 
 @pytest.fixture
@@ -164,7 +162,7 @@ def test_logit_differs_from_prob(stores):
 
 def test_classwise_picks_subsets_and_scores(stores):
     scores = [{"Ulna": 0.9, "Radius": 0.5}, {"Ulna": 0.95, "Radius": 0.4}, {"Ulna": 0.1}]
-    rules = classwise_soft_rules(3, picks=["Radius=2", "Lunate=0+2", "finger-1=0+1+2"], scores=scores,
+    rules = classwise_rules(3, picks=["Radius=2", "Lunate=0+2", "finger-1=0+1+2"], scores=scores,
                                  space="prob", thresholds={"Lunate": 0.3})
     assert rules["Ulna"].members == (1,) and rules["Radius"].members == (2,) and rules["Capitate"].members == (0,)
     assert rules["Lunate"] == SoftRule(members=(0, 2), weights=(1, 1), threshold=0.3)
@@ -178,7 +176,7 @@ def test_classwise_picks_subsets_and_scores(stores):
 @pytest.mark.parametrize("bad", ["Nope=0", "Ulna=3", "Ulna=0+0", "Ulna=x"])
 def test_classwise_bad_picks(bad):
     with pytest.raises(HbensError, match="--pick"):
-        classwise_soft_rules(3, picks=[bad])
+        classwise_rules(3, picks=[bad])
 
 
 @pytest.mark.parametrize("space", ["prob", "logit"])
@@ -214,12 +212,12 @@ def test_partial_class_stores(tmp_path, rng, stores):
 def test_a_class_no_member_has_is_named(tmp_path, rng, stores):
     wrist = (make_store(tmp_path / "wrist.npz", random_maps(rng, CLASSES[19:27])), None)
     with pytest.raises(HbensError, match="class Radius: none of its inputs \\(1\\)"):
-        fuse([stores[0], wrist], classwise_soft_rules(2, picks=["Radius=1"]))
+        fuse([stores[0], wrist], classwise_rules(2, picks=["Radius=1"]))
     with pytest.raises(HbensError, match="Ulna"):
-        check_store_classes([["Radius"], None, ["Radius"]], {"Ulna": SoftRule(members=(0, 2), weights=(1, 1))})
-    check_store_classes([["Radius"], None], {"Ulna": SoftRule(members=(0, 1), weights=(1, 1))})
+        check_rule_inputs([["Radius"], None, ["Radius"]], {"Ulna": SoftRule(members=(0, 2), weights=(1, 1))})
+    check_rule_inputs([["Radius"], None], {"Ulna": SoftRule(members=(0, 1), weights=(1, 1))})
     with pytest.raises(HbensError, match="uses input 3 but there are 2"):
-        check_store_classes([None, None], {"Ulna": SoftRule(members=(0, 3), weights=(1, 1))})
+        check_rule_inputs([None, None], {"Ulna": SoftRule(members=(0, 3), weights=(1, 1))})
 
 
 @pytest.mark.parametrize("kwargs, vote_weights, min_weight", [
@@ -232,7 +230,7 @@ def test_hard_vote_on_stores(tmp_path, rng, stores, kwargs, vote_weights, min_we
     partial = (make_store(tmp_path / "wrist.npz", random_maps(rng, CLASSES[19:27])), None)
     csv = (None, make_csv(rng))
     for inputs in (stores, [stores[0], partial, csv]):
-        rules = hard_store_rules(3, **kwargs)
+        rules = hard_rules(3, **kwargs)
         result = fuse(inputs, rules)
         maps = [full_maps(path, rles) for path, rles in inputs]
         for name, rle in result.rows:
@@ -248,16 +246,16 @@ def test_hard_vote_on_stores(tmp_path, rng, stores, kwargs, vote_weights, min_we
 
 def test_hard_vote_of_one_store_is_its_thresholding(stores):
     store = ProbabilityStore(stores[1][0])
-    result = fuse([stores[1]], hard_store_rules(1, threshold=0.3))
+    result = fuse([stores[1]], hard_rules(1, threshold=0.3))
     for (name, rle), crop in zip(result.rows, store.stored_crops()):
         assert rle == encode_reference(embed(crop) > 0.3)
 
 
 def test_hard_threshold_one_clears_csv_inputs(rng):
     csv = make_csv(rng)
-    result = fuse([(None, csv), (None, csv)], hard_store_rules(2, min_votes=1, threshold=1.0))
+    result = fuse([(None, csv), (None, csv)], hard_rules(2, min_votes=1, threshold=1.0))
     assert all(rle == "" for _, rle in result.rows)
-    assert fuse([(None, csv)], hard_store_rules(1, threshold=0.99)).rows == [(name, csv[name]) for name in CLASSES]
+    assert fuse([(None, csv)], hard_rules(1, threshold=0.99)).rows == [(name, csv[name]) for name in CLASSES]
 
 
 def test_hard_tie_after_renormalising(tmp_path):
@@ -288,7 +286,7 @@ def test_keep_crops_are_storable(tmp_path, stores):
         expected = np.where(fused > 1 / 255, fused, 0)
         assert np.abs(back.class_map(k) - expected).max() <= 2e-3 + 1 / 255
     assert fuse(stores, rules).crops is None
-    hard = fuse(stores, hard_store_rules(3), keep_crops=True)
+    hard = fuse(stores, hard_rules(3), keep_crops=True)
     for (name, rle), crop in zip(hard.rows, hard.crops):
         assert rle == encode_reference(embed(crop) > 0.5)
 
@@ -296,7 +294,7 @@ def test_keep_crops_are_storable(tmp_path, stores):
 def test_result_and_task_pickle(stores):
     result = fuse(stores, soft_rules(3), keep_crops=True)
     assert pickle.loads(pickle.dumps(result)).rows == result.rows
-    assert pickle.loads(pickle.dumps(fuse_stores_image)) is fuse_stores_image
+    assert pickle.loads(pickle.dumps(fuse_image)) is fuse_image
     assert pickle.loads(pickle.dumps(soft_rules(3))) == soft_rules(3)
 
 
@@ -305,7 +303,7 @@ def test_stats_add_up(stores):
     total = one + one
     assert total.images == 2 and total.rows == 58 and total.fused_pixels == 2 * one.fused_pixels
     assert 0 < one.fused_pixels <= 29 * SHAPE[0] * SHAPE[1]
-    assert SoftFuseStats() + one == one
+    assert FuseCounts() + one == one
 
 
 def test_mismatched_shapes_name_the_files(tmp_path, rng, stores):
@@ -331,8 +329,8 @@ def test_mismatched_shapes_name_the_files(tmp_path, rng, stores):
     (lambda: SoftRule(members=(0, 0), weights=(1, 1)), "distinct"),
     (lambda: SoftRule(members=(), weights=()), "distinct"),
     (lambda: SoftRule(members=(0, 1), weights=(1,)), "1 weights for 2 inputs"),
-    (lambda: hard_store_rules(3, weights=[1, 1]), "2 weights for 3 inputs"),
-    (lambda: hard_store_rules(3, threshold=-0.1), "threshold must be in"),
+    (lambda: hard_rules(3, weights=[1, 1]), "2 weights for 3 inputs"),
+    (lambda: hard_rules(3, threshold=-0.1), "threshold must be in"),
 ])
 def test_rule_errors(call, message):
     with pytest.raises(HbensError, match=message):
@@ -342,9 +340,9 @@ def test_rule_errors(call, message):
 def test_input_errors(stores):
     rules = soft_rules(2)
     with pytest.raises(HbensError, match="either a map file or CSV rows"):
-        fuse_stores_image("x.png", [MapFile(str(stores[0][0])), None], [None, None], rules, shape=SHAPE, keep_crops=False)
+        ImageInputs(image="x.png", maps=[MapFile(str(stores[0][0])), None], rles=[None, None], shape=SHAPE)
     with pytest.raises(HbensError, match="either a map file or CSV rows"):
-        fuse_stores_image("x.png", [MapFile(str(stores[0][0]))], [None, {}], rules, shape=SHAPE, keep_crops=False)
+        ImageInputs(image="x.png", maps=[MapFile(str(stores[0][0]))], rles=[None, {}], shape=SHAPE)
     with pytest.raises(HbensError, match="precision"):
         fuse(stores[:2], rules, precision="int8")
     with pytest.raises(HbensError, match="image1.png, Ulna: RLE run 1"):
@@ -411,7 +409,7 @@ def test_fuse_class_property(drawn):
     ours[top:bottom, left:right] = crop.values
     assert crop.values.dtype == np.float32
     assert np.abs(ours - fused).max() <= 1e-7
-    mask = runs_to_mask(*crop_runs(crop, threshold, shape), shape)
+    mask = runs_to_mask(*crop_runs(crop, shape, threshold), shape)
     assert_close_to_oracle(mask, expected, fused, threshold)
 
 
@@ -459,10 +457,10 @@ def write_folders(tmp_path, rng, n_images=3):
 
 
 def test_fuse_inputs_streams_folders_and_csvs_like_the_per_image_task(tmp_path, rng):
-    from hbens.ensemble.soft import fuse_inputs
-    from hbens.maps import open_map_folder
+    from hbens.ensemble import fuse as fuse_inputs
+    from hbens.maps.folders import open_map_folder
     from hbens.pipeline import Execution
-    from hbens.saved_arrays import ArrayFormat
+    from hbens.maps.saved_arrays import ArrayFormat
     from hbens.submission import read_submission
 
     folders, arrays, csv = write_folders(tmp_path, rng)
@@ -488,7 +486,7 @@ def test_fuse_inputs_streams_folders_and_csvs_like_the_per_image_task(tmp_path, 
 
 
 def test_fuse_inputs_refuses_misaligned_folders(tmp_path, rng):
-    from hbens.ensemble.soft import fuse_inputs
+    from hbens.ensemble import fuse as fuse_inputs
 
     folders, _, csv = write_folders(tmp_path, rng, 2)
     (tmp_path / "b" / "image1.npz").unlink()
@@ -525,8 +523,8 @@ def fused_against_oracle(folder, rng, kind, weights, threshold, shape, classes=C
     ``cli``); per image and class, the pixels that differ from the float64 vote ``sum(w_i p_i) >
     threshold * sum(w)`` of the source values although the oracle's mean is more than NEAR from the
     threshold, and the oracle's foreground count."""
-    from hbens.ensemble.soft import fuse_inputs
-    from hbens.saved_arrays import ArrayFormat
+    from hbens.ensemble import fuse as fuse_inputs
+    from hbens.maps.saved_arrays import ArrayFormat
     from hbens.submission import read_submission
 
     save, meaning = SAVED[kind]
