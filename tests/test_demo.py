@@ -137,12 +137,12 @@ def test_training_reports_progress_and_stops_at_the_next_step():
 def test_an_interrupted_training_stops_the_others_before_it_returns(tmp_path, monkeypatch):
     import threading
 
-    import hbens.demo as demo
-    import hbens.pipeline
+    import hbens.demo.models as demo
+    import hbens.execution
 
     monkeypatch.setattr(demo, "training_arrays", lambda split, size: (None, None))
     monkeypatch.setattr(demo, "build_model", lambda model, seed: seed)
-    monkeypatch.setattr(hbens.pipeline, "cores", lambda: 3)
+    monkeypatch.setattr(hbens.execution, "cores", lambda: 3)
     running, stopped = threading.Event(), {}
 
     def fake_training(module, images, masks, *, seed, stop, **options):
