@@ -136,7 +136,7 @@ def run_setting(setting: Setting, checkpoint: Path, images: Path, output: Path, 
     """Predict every image of ``images`` with one setting, through the library, one worker."""
     import torch
 
-    from hbens.pipeline import Execution
+    from hbens.execution import Execution
     from hbens.predictors import ModelSource, PredictOptions, predict_folder
     from hbens.predictors import predict as predict_module
 

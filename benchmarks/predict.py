@@ -132,7 +132,7 @@ def timed_predict(model: str, images: str, warm: str, out: str, workers: int | N
     then every image, timed; put (wall, CPU user + sys, workers) on ``queue``."""
     os.environ.pop("OMP_WAIT_POLICY", None)
     os.environ.update(environ)
-    from hbens.pipeline import Execution
+    from hbens.execution import Execution
     from hbens.predictors import ModelSource, PredictOptions, predict_folder
     from hbens.predictors.predict import default_predict_workers
 

@@ -23,7 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hbens.pipeline import Execution, ImageOutput, run_images  # noqa: E402
+from hbens.execution import Execution  # noqa: E402
+from hbens.pipeline import ImageOutput, run_images  # noqa: E402
 
 
 def noop(item: int) -> ImageOutput:
@@ -123,7 +124,7 @@ def main() -> None:
     parser.add_argument("--overhead-images", type=int, default=400)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    from hbens.pipeline import cores, local_cluster
+    from hbens.execution import cores, local_cluster
     from hbens.synthetic import write_example
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -133,7 +133,7 @@ def write_data(folder: Path, n_images: int, n_variants: int) -> str:
 
 
 def run_tune(folder: Path, workers: int) -> dict:
-    from hbens.pipeline import Execution
+    from hbens.execution import Execution
     from hbens.tune import tune_inputs
     from hbens.tune.tuning import describe_tuning
 

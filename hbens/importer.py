@@ -15,19 +15,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hbens.errors import HbensError
-from hbens.maps.probabilities import PRECISIONS, ProbabilityStore, write_store
-from hbens.maps.saved_arrays import (
-    AUTO,
-    ArrayFormat,
+from hbens.execution import Execution, path_field
+from hbens.maps.array_files import (
     check_saved_arrays,
     find_saved_arrays,
     image_name,
     probe_saved_array,
     read_saved_image,
 )
+from hbens.maps.probabilities import PRECISIONS, ProbabilityStore, write_store
+from hbens.maps.saved_arrays import AUTO, ArrayFormat
 from hbens.outputs import PathLike, refuse_input
 from hbens.paths import output_folders
-from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field, sum_fields
+from hbens.pipeline import ImageOutput, RunSummary, run_images, sum_fields
 from hbens.resume import stale_reason
 
 
@@ -201,11 +201,9 @@ def import_folder(
     HbensError
         Before anything is written, for a missing or empty folder, two files of one image, or a
         file whose header shows that it cannot be read with ``fmt`` (see
-        :func:`~hbens.maps.saved_arrays.check_saved_arrays`); for a file whose values are bad (NaN,
+        :func:`~hbens.maps.array_files.check_saved_arrays`); for a file whose values are bad (NaN,
         not of the kind), when its task runs (stores finished before stay, for ``resume``).
     """
-    from hbens.pipeline import run_images
-
     paths = find_saved_arrays(source)
     if not paths:
         raise HbensError(f"{source}: no saved arrays (.npy, .npz, .pt, .pth); pass the folder your inference "

@@ -9,13 +9,9 @@ numpy reference kept in the tests.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import math
-import mmap
 import os
 import re
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Sequence
 
@@ -24,6 +20,7 @@ from numba import get_num_threads, njit, prange
 
 from hbens.classes import IMAGE_SHAPE
 from hbens.errors import HbensError
+from hbens.zeroed import zeroed_mask
 
 __all__ = [
     "RLEError",
@@ -57,48 +54,6 @@ def _flat_bytes(mask: np.ndarray) -> np.ndarray:
     elif mask.dtype != np.uint8:
         mask = (mask != 0).view(np.uint8)
     return np.ascontiguousarray(mask).reshape(-1)
-
-
-def _load_libc():
-    """The C library's ``mincore`` and ``madvise`` on Linux, else None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-_LIBC = _load_libc()
-_PAGE = mmap.PAGESIZE
-_MADV_NOHUGEPAGE = 15
-
-
-def _zeroed_mask(size: int | tuple[int, ...]) -> np.ndarray:
-    """``np.zeros(size, np.uint8)`` for masks that are written only where their runs are.
-
-    numpy asks the kernel for 2 MB huge pages on arrays of 4 MB and more, so the first write to a
-    fresh 2048x2048 mask zeroes 2 MB at a time (and may compact memory first), although a bone's
-    runs touch a few hundred 4 kB pages.  When the array is fresh memory (its middle page is not
-    yet resident: a caller that keeps its masks), the request is withdrawn; recycled memory, which
-    calloc has already zeroed (a caller that drops each mask), is left as it is.  The middle page
-    is the one to ask about: the allocator's headers at either end of the array may already have
-    brought in the huge pages around them.
-    """
-    flat = np.zeros(size, np.uint8)
-    if _LIBC is None or flat.nbytes < 4 * _PAGE:
-        return flat
-    address = flat.__array_interface__["data"][0]
-    start = -(-address // _PAGE) * _PAGE
-    end = (address + flat.nbytes) // _PAGE * _PAGE
-    middle = (address + flat.nbytes // 2) // _PAGE * _PAGE
-    resident = ctypes.c_ubyte(0)
-    if _LIBC.mincore(middle, _PAGE, ctypes.byref(resident)) == 0 and not resident.value & 1:
-        _LIBC.madvise(start, end - start, _MADV_NOHUGEPAGE)
-    return flat
 
 
 def _words(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -426,7 +381,7 @@ def mask_to_runs(mask: np.ndarray, parallel: bool = True) -> tuple[np.ndarray, n
 
 def runs_to_mask(starts: np.ndarray, lengths: np.ndarray, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
     """A uint8 0/1 mask of ``shape`` with the given 0-based runs set."""
-    flat = _zeroed_mask(int(np.prod(shape)))
+    flat = zeroed_mask(int(np.prod(shape)))
     _fill_runs(flat, np.asarray(starts, np.int64), np.asarray(lengths, np.int64))
     return flat.reshape(shape)
 
@@ -440,12 +395,12 @@ def decode(rle: object, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
     """Decode an RLE string (empty, None or NaN = empty mask) into a uint8 0/1 mask.
 
     The mask is allocated zeroed and only its runs are written.  A caller that keeps its masks
-    gets fresh zero pages from the system, in 4 kB pages (see :func:`_zeroed_mask`), and faults in
-    only those that the runs cover; one that drops each mask gets recycled memory, which calloc
-    zeroes in one pass.
+    gets fresh zero pages from the system, in 4 kB pages (see :func:`~hbens.zeroed.zeroed_mask`),
+    and faults in only those that the runs cover; one that drops each mask gets recycled memory,
+    which calloc zeroes in one pass.
     """
     text = _ascii(rle)
-    flat = _zeroed_mask(shape[0] * shape[1])
+    flat = zeroed_mask(shape[0] * shape[1])
     code, token = _decode_into(text, flat)
     if code != _OK:
         raise RLEError(_describe(code, token, text, flat.size))
@@ -469,7 +424,7 @@ def decode_many(
     The array is allocated zeroed (untouched zero pages) and only the runs are written, as in
     :func:`decode`.
     """
-    out = _zeroed_mask((len(rles), *shape))
+    out = zeroed_mask((len(rles), *shape))
 
     def fill(index: int) -> None:
         text = _ascii(rles[index])

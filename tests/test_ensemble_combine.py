@@ -459,7 +459,7 @@ def write_folders(tmp_path, rng, n_images=3):
 def test_fuse_inputs_streams_folders_and_csvs_like_the_per_image_task(tmp_path, rng):
     from hbens.ensemble import fuse as fuse_inputs
     from hbens.maps.folders import open_map_folder
-    from hbens.pipeline import Execution
+    from hbens.execution import Execution
     from hbens.maps.saved_arrays import ArrayFormat
     from hbens.submission import read_submission
 

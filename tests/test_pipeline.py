@@ -19,18 +19,8 @@ from click.testing import CliRunner
 from hbens import rle
 from hbens.cli import cli
 from hbens.errors import HbensError
-from hbens import pipeline
-from hbens.pipeline import (
-    EXECUTORS,
-    ClusterLost,
-    Execution,
-    ImageOutput,
-    absolute_paths,
-    executor_name,
-    map_images,
-    path_field,
-    run_images,
-)
+from hbens.execution import EXECUTORS, ClusterLost, Execution, absolute_paths, executor_name, path_field
+from hbens.pipeline import ImageOutput, map_images, run_images
 from hbens.postproc import CleanConfig, active_cleanup, clean_configs, clean_csv
 from hbens.submission import write_submission
 
@@ -308,7 +298,7 @@ def kill_workers_when_busy(cluster: DaskCluster) -> None:
 
 
 def test_a_cluster_whose_workers_all_die_ends_the_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "WORKERLESS_LIMIT", 1.0)
+    monkeypatch.setattr("hbens.execution.WORKERLESS_LIMIT", 1.0)
     cluster = DaskCluster(1)
     try:
         killer = threading.Thread(target=kill_workers_when_busy, args=(cluster,), daemon=True)
@@ -324,7 +314,7 @@ def test_a_cluster_whose_workers_all_die_ends_the_run(tmp_path, monkeypatch):
 
 
 def test_a_cluster_without_workers_is_one_line(tmp_path, example, monkeypatch):
-    monkeypatch.setattr(pipeline, "WORKERLESS_LIMIT", 1.0)
+    monkeypatch.setattr("hbens.execution.WORKERLESS_LIMIT", 1.0)
     cluster = DaskCluster(0)
     try:
         result = CliRunner().invoke(cli, ["clean", str(example[1][0]), "--largest", "-o", str(tmp_path / "o.csv"),

@@ -338,7 +338,7 @@ def test_several_workers_report_forward_time_per_worker_within_0_100_percent():
 
 
 def test_predict_runs_count_their_workers(tmp_path, checkpoints, images):
-    from hbens.pipeline import Execution
+    from hbens.execution import Execution
 
     source = ModelSource(checkpoint=str(checkpoints["smp"]))
     stats = predict_folder([source], images, tmp_path / "o", PredictOptions(size=32),

@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from hbens import rle
+from hbens.zeroed import zeroed_mask
 from tests.oracles import decode_reference, encode_reference, parse_reference
 
 FULL = (2048, 2048)
@@ -235,7 +236,7 @@ def test_real_model_masks_match_reference(realdata):
 @pytest.mark.parametrize("shape", [(0,), (7,), (2048 * 2048,), (3, 2048, 2048), (5, 300, 300)])
 def test_zeroed_masks_are_zero_whether_fresh_or_recycled(shape):
     for _ in range(3):
-        fresh = rle._zeroed_mask(shape)
+        fresh = zeroed_mask(shape)
         assert fresh.shape == shape and fresh.dtype == np.uint8 and not fresh.any()
         fresh.fill(1)
         del fresh

@@ -17,16 +17,8 @@ from hbens.classes import CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
 from hbens.maps.probabilities import FLOOR, ProbabilityStore, dequantize, tight_crop, write_store
 from hbens.importer import import_image
-from hbens.maps.saved_arrays import (
-    EXACT_FLOOR,
-    PROBABILITY_CLIP,
-    ArrayFormat,
-    SavedImage,
-    find_saved_arrays,
-    is_saved_array_folder,
-    parse_kind,
-    read_saved_image,
-)
+from hbens.maps.array_files import SavedImage, find_saved_arrays, is_saved_array_folder, read_saved_image
+from hbens.maps.saved_arrays import EXACT_FLOOR, PROBABILITY_CLIP, ArrayFormat, parse_kind
 
 SIZE = (64, 64)
 FEW = CLASSES[:5]
@@ -319,7 +311,7 @@ def test_reader_pickles_for_workers(tmp_path, rng):
 
 
 def test_torch_is_not_imported_with_the_module():
-    code = "import sys, hbens.maps.saved_arrays; assert 'torch' not in sys.modules"
+    code = "import sys, hbens.maps.array_files; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from hbens.classes import CLASSES
 from hbens.cli import cli
 from hbens.errors import HbensError
-from hbens.pipeline import Execution
+from hbens.execution import Execution
 from hbens.postproc.clean import CleanConfig, clean_rows
 from hbens.postproc.crf import CRFParams, frame_params
 from hbens.maps.probabilities import ProbabilityStore

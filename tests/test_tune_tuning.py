@@ -11,7 +11,7 @@ from hbens.cli import cli
 from hbens.ensemble.combine import fuse_class
 from hbens.maps.probabilities import crop_runs
 from hbens.metrics import dice_runs
-from hbens.pipeline import Execution
+from hbens.execution import Execution
 from hbens.maps.probabilities import ClassCrop, tight_crop, write_store
 from hbens.runs import box_to_runs
 from hbens.tune import read_recipe, tune_inputs

@@ -18,10 +18,11 @@ from hbens.classes import CLASSES, IMAGE_SHAPE
 from hbens.ensemble.rules import HardRule
 from hbens.ensemble.vote import vote_strings
 from hbens.errors import HbensError
+from hbens.execution import Execution
 from hbens.frames import csv_frame
 from hbens.outputs import PathLike
-from hbens.pipeline import Execution, ImageOutput, RunSummary, run_images
-from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
+from hbens.pipeline import ImageOutput, RunSummary, run_images
+from hbens.postproc.clean import CleanTotals, Cleanup, clean_rows
 from hbens.submission import SubmissionIndex, scan_submission
 
 

@@ -23,13 +23,14 @@ from hbens.ensemble.csv_votes import VoteStats, vote_submissions, votes_on_text
 from hbens.ensemble.inputs import ImageInputs
 from hbens.ensemble.rules import HardRule, Rule, check_rule_inputs, hard_rules, rules_metadata
 from hbens.errors import HbensError
+from hbens.execution import Execution, path_field
 from hbens.maps.folders import Inputs, MapFolder, open_inputs
 from hbens.maps.probabilities import PRECISIONS, ClassCrop, crop_runs, tight_crop, write_store
 from hbens.maps.saved_arrays import ArrayFormat
 from hbens.outputs import PathLike
 from hbens.paths import output_folders
-from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field, run_images
-from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
+from hbens.pipeline import ImageOutput, RunSummary, run_images
+from hbens.postproc.clean import CleanTotals, Cleanup, clean_rows
 from hbens.rle import runs_to_string
 from hbens.runs import runs_bounds, runs_to_box
 

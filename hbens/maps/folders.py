@@ -18,21 +18,20 @@ from typing import Callable, Iterator, Sequence
 
 from hbens.classes import CLASSES
 from hbens.errors import HbensError
+from hbens.execution import path_field
 from hbens.frames import images_frame, resolve_frame
-from hbens.outputs import PathLike
-from hbens.pipeline import path_field
-from hbens.maps.probabilities import ClassCrop, ProbabilityStore
-from hbens.maps.saved_arrays import (
-    EXACT,
-    ArrayFormat,
+from hbens.maps.array_files import (
     check_saved_arrays,
     find_saved_arrays,
     image_name,
     is_hbens_store,
-    probe_saved_array,
     map_files,
+    probe_saved_array,
     read_saved_image,
 )
+from hbens.maps.probabilities import ClassCrop, ProbabilityStore
+from hbens.maps.saved_arrays import EXACT, ArrayFormat
+from hbens.outputs import PathLike
 from hbens.settings import examples
 from hbens.submission import SubmissionIndex, scan_submission
 
@@ -136,7 +135,7 @@ def open_map_folder(path: PathLike, fmt: ArrayFormat | None = None) -> MapFolder
 
     The kind is detected from the folder's first file; ``fmt`` says how to read saved arrays
     (key, kind, class order, dropped channel) and is ignored for hbens stores.  Saved arrays are
-    checked from their headers first (:func:`~hbens.maps.saved_arrays.check_saved_arrays`), so that an
+    checked from their headers first (:func:`~hbens.maps.array_files.check_saved_arrays`), so that an
     ambiguous file or a second image size is refused before any work.
     """
     folder = Path(path)

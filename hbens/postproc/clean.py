@@ -7,19 +7,24 @@ Operations run on runs (see :mod:`hbens.postproc.components`), in this order: ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import astuple, dataclass, field, fields
+from itertools import groupby
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
-from hbens.classes import IMAGE_SHAPE
+from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
+from hbens.execution import Execution
 from hbens.frames import csv_frame
-from hbens.outputs import PathLike
-from hbens.pipeline import Execution, ImageOutput, RunSummary
+from hbens.outputs import PathLike, atomic_open
+from hbens.pipeline import ImageOutput, RunSummary, run_images
 from hbens.postproc.components import hole_segments, label_segments
-from hbens.rle import mask_to_runs, runs_to_mask
+from hbens.rle import mask_to_runs, runs_to_mask, runs_to_string, string_to_runs
 from hbens.runs import Runs, runs_to_segments, segments_to_runs
+from hbens.settings import check_mapping, read_settings
+from hbens.submission import iter_rows, scan_submission
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,6 @@ class CleanConfig:
         """Build from a mapping of option names (``largest: true`` means ``keep: 1``), typed strictly
         by :data:`CLEAN_SCHEMA` (the YAML string ``"false"`` is not a boolean); ``where`` starts
         every error."""
-        from hbens.settings import check_mapping
-
         checked = check_mapping(values, CLEAN_SCHEMA, where=where)
         if checked.pop("largest", False):
             checked["keep"] = 1
@@ -186,7 +189,6 @@ def clean_rle(class_name: str, rle: str, cleanup: Cleanup, shape: tuple[int, int
     config = cleanup.get(class_name)
     if config is None:
         return rle, None
-    from hbens.rle import runs_to_string, string_to_runs
 
     runs, stats = clean_runs(string_to_runs(rle, shape), config, shape)
     return runs_to_string(*runs), stats
@@ -209,13 +211,10 @@ def clean_rows(
 
 def write_clean_report(path: PathLike, totals: CleanTotals, inputs: Sequence[PathLike] = ()) -> None:
     """Write ``class,components_removed,pixels_removed,holes_filled,pixels_added`` per cleaned class."""
-    from hbens.outputs import atomic_open
-
-    names = [f.name for f in fields(CleanStats)]
+    columns = ["class", *(f.name for f in fields(CleanStats))]
+    rows = pd.DataFrame([(name, *astuple(stats)) for name, stats in totals.per_class.items()], columns=columns)
     with atomic_open(path, inputs) as handle:
-        handle.write("class," + ",".join(names) + "\n")
-        for name, stats in totals.per_class.items():
-            handle.write(name + "," + ",".join(str(getattr(stats, n)) for n in names) + "\n")
+        rows.to_csv(handle, index=False, lineterminator="\n")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -245,8 +244,6 @@ def clean_configs(
         fill_holes: true
         Pisiform: {keep: 1}
     """
-    from hbens.classes import CLASS_INDEX, CLASSES
-
     for name in classes or ():
         if name not in CLASS_INDEX:
             raise HbensError(f"--classes: unknown class {name!r}; valid classes: {', '.join(CLASSES)}")
@@ -254,7 +251,6 @@ def clean_configs(
     configs = {name: defaults for name in CLASSES if name in chosen}
     if config_file is None:
         return configs
-    from hbens.settings import read_settings
 
     data = read_settings(config_file)
     if not isinstance(data, dict):
@@ -286,11 +282,6 @@ def clean_csv(
     ``shape`` is the frame (a CSV does not record it); None: 2048x2048.  The summary's ``stats`` is
     a :class:`CleanTotals`.
     """
-    from itertools import groupby
-
-    from hbens.pipeline import run_images
-    from hbens.submission import iter_rows, scan_submission
-
     shape = csv_frame(shape)
     index = scan_submission(path, shape)
     items = (

@@ -15,17 +15,29 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from hbens.annotations import GroundTruth
 from hbens.classes import CLASS_INDEX, CLASSES
 from hbens.errors import HbensError
+from hbens.execution import Execution, path_field
 from hbens.frames import check_dice, scaled
-from hbens.maps.folders import ImageMaps, MapFile
+from hbens.images import find_images, read_xray
+from hbens.maps.folders import ImageMaps, MapFile, framed, open_map_folder
+from hbens.maps.probabilities import (
+    PRECISIONS,
+    ClassCrop,
+    crop_runs,
+    crops_to_rles,
+    dequantize,
+    tight_crop,
+    write_store,
+)
+from hbens.maps.saved_arrays import ArrayFormat
+from hbens.metrics import dice_runs
 from hbens.outputs import PathLike
 from hbens.paths import output_folders
-from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field, sum_fields
-from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
-from hbens.maps.probabilities import PRECISIONS, ClassCrop, crop_runs, crops_to_rles, dequantize, tight_crop, write_store
+from hbens.pipeline import ImageOutput, RunSummary, run_images, sum_fields
+from hbens.postproc.clean import CleanTotals, Cleanup, clean_rows
 from hbens.runs import Runs
-from hbens.maps.saved_arrays import ArrayFormat
 from hbens.settings import examples
 
 STORE_KEYS = ("format", "version", "classes", "shape", "precision", "hbens")
@@ -234,8 +246,6 @@ class CRFItem:
 def dice_before_after(maps: ImageMaps, refined: Sequence[ClassCrop], thresholds: Sequence[float],
                       truth: ImageTruth) -> CRFStats:
     """Dice of each class of ``maps`` against ``truth``, thresholded before and after refinement."""
-    from hbens.metrics import dice_runs
-
     if tuple(truth.shape) != tuple(maps.shape):
         raise HbensError(f"{maps.path}: maps are {maps.shape[1]}x{maps.shape[0]}, the ground truth "
                          f"{truth.shape[1]}x{truth.shape[0]}; pass the ground truth of these images")
@@ -251,8 +261,6 @@ def dice_before_after(maps: ImageMaps, refined: Sequence[ClassCrop], thresholds:
 def refine_image(item: CRFItem) -> ImageOutput:
     """The per-image task of ``hbens crf``: writes the refined store, returns its thresholded rows and
     a :class:`CRFStats` (with per-class Dice when ``item.truth`` is given)."""
-    from hbens.images import read_xray
-
     name = Path(item.image).name
     image = read_xray(item.image)
     fmt = item.format
@@ -313,10 +321,6 @@ def crf_folder(
     RunSummary
         Its ``stats`` is a :class:`CRFStats`.
     """
-    from hbens.images import find_images
-    from hbens.maps.folders import framed, open_map_folder
-    from hbens.pipeline import run_images
-
     output = Path(output)
     if output.resolve() == Path(stores).resolve():
         raise HbensError(f"{output}: output would overwrite the input stores; choose another -o folder")
@@ -350,8 +354,6 @@ def crf_folder(
 
 def _ground_truth(source: PathLike, names: Sequence[str], frame: tuple[int, int]):
     """The ground truth of ``source`` in ``frame``; HbensError unless it has every image."""
-    from hbens.annotations import GroundTruth
-
     truth = GroundTruth(source, frame)
     known = set(truth.images)
     absent = [name for name in names if name not in known]

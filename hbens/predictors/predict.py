@@ -25,6 +25,8 @@ import numpy as np
 
 from hbens.classes import CLASSES, WRIST
 from hbens.errors import HbensError
+from hbens.execution import Execution, path_field
+from hbens.images import find_images, parse_normalize, read_gray, to_input
 from hbens.maps.probabilities import (
     FLOOR,
     ClassCrop,
@@ -33,15 +35,14 @@ from hbens.maps.probabilities import (
     tight_crop,
     write_store,
 )
-from hbens.images import find_images, parse_normalize, read_gray, to_input
+from hbens.maps.upsample import source_box, upsample_crop
 from hbens.paths import output_folders
-from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field
-from hbens.postproc.clean import Cleanup, CleanTotals, clean_rows
+from hbens.pipeline import ImageOutput, RunSummary, run_images
+from hbens.postproc.clean import CleanTotals, Cleanup, clean_rows
 from hbens.predictors.checkpoints import ModelSpec, checkpoint_hash, load_model
 from hbens.predictors.model import InferenceModel, parse_channels
 from hbens.predictors.region import Region, cut_region, image_regions, paste_crops, region_meta
 from hbens.predictors.tta import MERGES, parse_tta, predict_tta, tta_steps
-from hbens.maps.upsample import source_box, upsample_crop
 from hbens.predictors.window import BLENDS, predict_windows
 from hbens.resume import stale_reason
 
@@ -391,8 +392,6 @@ def predict_folder(
     computed here; images where it has none of them are predicted whole and listed in
     ``stats.whole_frame``.
     """
-    from hbens.pipeline import run_images
-
     named = {}
     for source in sources:
         model_name = load_predictor(source, options).model.loaded.name

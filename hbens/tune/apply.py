@@ -21,14 +21,16 @@ from hbens.ensemble.fuse import FuseStats, fuse_image
 from hbens.ensemble.inputs import ImageInputs
 from hbens.ensemble.rules import SoftRule, rules_metadata
 from hbens.errors import HbensError
-from hbens.images import read_xray
+from hbens.execution import Execution, path_field
+from hbens.images import find_xrays, read_xray
 from hbens.maps.folders import ImageMaps, Inputs, open_inputs
-from hbens.outputs import PathLike
-from hbens.pipeline import Execution, ImageOutput, RunSummary, path_field
-from hbens.postproc.clean import Cleanup, active_cleanup, clean_rows
-from hbens.postproc.crf import CRFParams, refine_store
 from hbens.maps.probabilities import ClassCrop, crops_to_rles, write_store
 from hbens.maps.saved_arrays import ArrayFormat
+from hbens.outputs import PathLike
+from hbens.paths import output_folders
+from hbens.pipeline import ImageOutput, RunSummary, run_images
+from hbens.postproc.clean import Cleanup, active_cleanup, clean_rows
+from hbens.postproc.crf import CRFParams, refine_store
 from hbens.tune.recipe import Recipe, read_recipe, recipe_inputs
 
 
@@ -161,9 +163,6 @@ def apply_recipe(
     RunSummary
         Its ``stats`` is a :class:`~hbens.ensemble.FuseStats`.
     """
-    from hbens.paths import output_folders
-    from hbens.pipeline import run_images
-
     plan = read_recipe(recipe)
     inputs = open_inputs(paths, array_format=array_format, shape=shape, images=images)
     check_inputs(plan, inputs, rename=rename, where=str(recipe))
@@ -196,12 +195,4 @@ def _xrays(images: PathLike | None, names: Sequence[str], crf: dict[str, CRFPara
         shown = ", ".join(name for name in CLASSES if name in crf)
         raise HbensError(f"the recipe refines {len(crf)} class(es) with a CRF ({shown}); pass --images, the "
                          "folder of the X-rays")
-    from hbens.images import find_images
-    from hbens.settings import examples
-
-    by_name = {path.name: str(path) for path in find_images(images)}
-    absent = [name for name in names if name not in by_name]
-    if absent:
-        raise HbensError(f"{images}: no X-ray for {len(absent)} image(s), e.g. {examples(absent)}; pass the "
-                         "folder of the test PNGs")
-    return by_name
+    return find_xrays(images, names, split="test")

@@ -34,10 +34,11 @@ from hbens.ensemble.combine import fuse_class
 from hbens.ensemble.inputs import ImageInputs, Source, source_box
 from hbens.ensemble.rules import SoftRule
 from hbens.errors import HbensError
+from hbens.execution import path_field
 from hbens.images import read_xray
 from hbens.maps.probabilities import ClassCrop, crop_runs, tight_crop
 from hbens.metrics import dice_runs
-from hbens.pipeline import ImageOutput, path_field
+from hbens.pipeline import ImageOutput
 from hbens.postproc.clean import CleanConfig, clean_runs
 from hbens.postproc.crf import CRFParams
 from hbens.runs import Runs, box_to_runs, runs_to_box, runs_to_segments

@@ -27,14 +27,18 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from hbens.annotations import GroundTruth
 from hbens.classes import CLASSES
+from hbens.ensemble.rules import SoftRule
 from hbens.errors import HbensError
+from hbens.execution import Execution
 from hbens.frames import check_dice
+from hbens.images import find_xrays
 from hbens.maps.folders import Inputs, open_inputs
-from hbens.outputs import PathLike
-from hbens.pipeline import Execution, ImageOutput, map_images
-from hbens.postproc.crf import CRFParams, frame_params
 from hbens.maps.saved_arrays import ArrayFormat
+from hbens.outputs import PathLike
+from hbens.pipeline import ImageOutput, map_images
+from hbens.postproc.crf import CRFParams, frame_params
 from hbens.tune.evaluate import (
     CLEANUPS,
     MAX_MEMBERS,
@@ -61,7 +65,7 @@ from hbens.tune.search import (
 )
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 WEIGHT_GRID = (1, 2, 3)
 """Weights tried for each input added to a class's fusion."""
@@ -297,6 +301,51 @@ STEPS: dict[str, Step] = {
 """The steps of ``--try``, in the order they are made."""
 
 
+def _score_curves(run: _Run, rules: tuple[SoftRule, ...]) -> tuple[_Run, np.ndarray, list[str]]:
+    """Pass 1: every rule's Dice at every threshold of GRID, ``(classes, images, rules, GRID)``; images
+    that fail (with ``keep_going``) are left out of the run returned."""
+    names = run.images
+    curves = np.full((len(CLASSES), len(names), len(rules), GRID.size), np.nan)
+    done = np.zeros(len(names), bool)
+
+    def keep(index: int, stats: np.ndarray) -> None:
+        curves[:, index] = stats
+        done[index] = True
+
+    failed = _pass(curves_task, (CurvesItem(inputs=item, rules=rules) for item in run.image_inputs()), names,
+                   run.execution, "tune: thresholds", keep=keep)
+    if failed:
+        kept = np.flatnonzero(done)
+        run = replace(run, images=[names[i] for i in kept], truths=[run.truths[i] for i in kept])
+        curves = curves[:, kept]
+    return run, curves, failed
+
+
+def _steps(steps: Sequence[str], *, crf: bool) -> list[str]:
+    """The steps to take, in the order of :data:`STEPS`; ``crf`` only with X-rays (``crf``)."""
+    unknown = [step for step in steps if step not in STEPS]
+    if unknown:
+        raise HbensError(f"unknown tuning step {unknown[0]!r}; known steps: {', '.join(STEPS)}")
+    return [step for step in STEPS if step in steps and (step != "crf" or crf)]
+
+
+def _take_steps(run: _Run, classes: list[ClassTuning], steps: Sequence[str],
+                fold_sets: list[np.ndarray]) -> dict[str, float]:
+    """Each step after the first pass: its scores pass (when it has one), then each class's guard
+    on the folds; returns the seconds of each pass."""
+    everyone = np.arange(len(run.images))
+    trains = [np.setdiff1d(everyone, fold) for fold in fold_sets] + [everyone]
+    seconds = {}
+    for step in steps:
+        if STEPS[step].scores is not None:
+            begun = time.perf_counter()
+            STEPS[step].scores(run, classes, trains)
+            seconds[f"pass {step}"] = time.perf_counter() - begun
+        for entry in classes:
+            entry.guard(step, fold_sets)
+    return seconds
+
+
 def tune_inputs(
     paths: Sequence[PathLike],
     ground_truth: PathLike,
@@ -344,15 +393,10 @@ def tune_inputs(
     Returns
     -------
     TuneResult
-        The recipe written and each class's tuning (see :func:`describe_tuning`).
+        The recipe written and each class's tuning (see :func:`hbens.tune.report.describe_tuning`).
     """
-    from hbens.annotations import GroundTruth
-
     execution = execution or Execution()
-    unknown = [step for step in steps if step not in STEPS]
-    if unknown:
-        raise HbensError(f"unknown tuning step {unknown[0]!r}; known steps: {', '.join(STEPS)}")
-    steps = [step for step in STEPS if step in steps and (step != "crf" or images is not None)]
+    steps = _steps(steps, crf=images is not None)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     inputs = open_inputs(paths, array_format=array_format, shape=shape, images=images)
@@ -364,37 +408,15 @@ def tune_inputs(
     inputs.check_images(names, what=f"the ground truth {ground_truth}")
     kfold_indices(len(names), folds, seed=seed)
     truths = [truth.runs(name) for name in names]
-    xrays = _xrays(images, names) if "crf" in steps else {}
+    xrays = find_xrays(images, names, whose=" of the ground truth", split="validation") if "crf" in steps else {}
     combos = member_combos(len(paths), weight_grid=WEIGHT_GRID)
     rules = tuple(combo.rule for combo in combos)
-    run = _Run(inputs, names, truths, xrays, execution, crf_params)
-    curves = np.full((len(CLASSES), len(names), len(combos), GRID.size), np.nan)
-    done = np.zeros(len(names), bool)
-
-    def keep(index: int, stats: np.ndarray) -> None:
-        curves[:, index] = stats
-        done[index] = True
-
-    failed = _pass(curves_task, (CurvesItem(inputs=item, rules=rules) for item in run.image_inputs()), names,
-                   execution, "tune: thresholds", keep=keep)
-    if failed:
-        kept = np.flatnonzero(done)
-        run = replace(run, images=[names[i] for i in kept], truths=[truths[i] for i in kept])
-        curves = curves[:, kept]
+    run, curves, failed = _score_curves(_Run(inputs, names, truths, xrays, execution, crf_params), rules)
     seconds["pass 1 (members and thresholds)"] = time.perf_counter() - started
     classes = _classes(curves, combos, paths)
     check_dice([entry.baseline for entry in classes], True, inputs.shape, "every baseline Dice")
-    everyone = np.arange(len(run.images))
-    fold_sets = kfold_indices(len(run.images), folds, seed=seed)
-    trains = [np.setdiff1d(everyone, fold) for fold in fold_sets] + [everyone]
-    for step in steps:
-        if STEPS[step].scores is not None:
-            begun = time.perf_counter()
-            STEPS[step].scores(run, classes, trains)
-            seconds[f"pass {step}"] = time.perf_counter() - begun
-        for entry in classes:
-            entry.guard(step, fold_sets)
-    recipe = _recipe(recipe_inputs(inputs), classes, everyone, crf_params)
+    seconds.update(_take_steps(run, classes, steps, kfold_indices(len(run.images), folds, seed=seed)))
+    recipe = _recipe(recipe_inputs(inputs), classes, np.arange(len(run.images)), crf_params)
     write_recipe(output, recipe, inputs=[*paths, ground_truth])
     seconds["total"] = time.perf_counter() - started
     return TuneResult(recipe, classes, run.images, seconds, failed)
@@ -426,43 +448,3 @@ def _recipe(inputs: tuple[RecipeInput, ...], classes: list[ClassTuning], everyon
                                           threshold=choice.threshold, cleanup=CLEANUPS[choice.cleanup],
                                           crf=crf_params if choice.crf else None, scores=scores)
     return Recipe(inputs, entries)
-
-
-def _xrays(images: PathLike, names: Sequence[str]) -> dict[str, str]:
-    """The X-ray of each image; HbensError naming images that have none."""
-    from hbens.images import find_images
-    from hbens.settings import examples
-
-    by_name = {path.name: str(path) for path in find_images(images)}
-    absent = [name for name in names if name not in by_name]
-    if absent:
-        raise HbensError(f"{images}: no X-ray for {len(absent)} image(s) of the ground truth, e.g. "
-                         f"{examples(absent)}; pass the folder of the validation PNGs")
-    return by_name
-
-
-def tuning_table(result: TuneResult) -> pd.DataFrame:
-    """The per-class table of ``hbens tune`` as a DataFrame, one row per class in canonical order:
-    ``class``, the Dice ``baseline``, ``in-sample`` and ``held-out``, and the ``choice``."""
-    import pandas as pd
-
-    names = [item.name for item in result.recipe.inputs]
-    choices = result.choices
-    rows = []
-    for entry in result.classes:
-        scores = result.recipe.classes[entry.name].scores
-        rows.append((entry.name, scores.baseline, scores.in_sample, scores.out_of_fold,
-                     choices[entry.name].describe(names)))
-    return pd.DataFrame(rows, columns=["class", "baseline", "in-sample", "held-out", "choice"])
-
-
-def describe_tuning(result: TuneResult) -> str:
-    """The per-class table of ``hbens tune`` (:func:`tuning_table`) as text, with the means."""
-    table = tuning_table(result)
-    lines = [f"{'class':<12} {'baseline':>8} {'in-sample':>9} {'held-out':>8}  choice"]
-    for name, baseline, in_sample, held_out, choice in table.itertuples(index=False):
-        lines.append(f"{name:<12} {baseline:8.4f} {in_sample:9.4f} {held_out:8.4f}  {choice}")
-    means = [np.mean(table[column].to_numpy()) for column in ("baseline", "in-sample", "held-out")]
-    lines.append(f"{'mean':<12} {means[0]:8.4f} {means[1]:9.4f} {means[2]:8.4f}  ({len(result.images)} images; "
-                 "held-out: each image scored by choices made on the other folds)")
-    return "\n".join(lines)
