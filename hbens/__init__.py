@@ -11,6 +11,22 @@ The public API is :mod:`hbens.api`, one function per command (``from hbens impor
 Its functions other than ``tune`` and ``demo`` (whose names are the library's :mod:`hbens.tune` and
 :mod:`hbens.demo`) are also attributes of this package, loaded on first use: ``import hbens`` stays
 light (no numba, pandas or torch).
+
+Where each concept lives, from the ground up (a module imports only from its floor or below):
+
+* ground -- :mod:`~hbens.classes` (the 29 classes), :mod:`~hbens.rle` (the competition's RLE),
+  :mod:`~hbens.runs` (runs, row segments, boxes), :mod:`~hbens.submission` (CSV reading and
+  checks), :mod:`~hbens.annotations` (ground truth), :mod:`~hbens.images` (PNGs, X-rays),
+  :mod:`~hbens.frames` (the image size of a run), :mod:`~hbens.settings` (side files),
+  :mod:`~hbens.outputs` (atomic writes), :mod:`~hbens.paths` (the path guard), :mod:`~hbens.resume`
+  (the resume record), :mod:`~hbens.pipeline` and :mod:`~hbens.execution` (per-image tasks on
+  threads, processes or Dask), :mod:`~hbens.synthetic` and :mod:`~hbens.phantoms` (test data),
+  :mod:`~hbens.pictures`;
+* maps -- :mod:`hbens.maps`: the probability store, others' saved arrays, folders of either;
+* wings -- :mod:`hbens.ensemble` (one fusion engine), :mod:`hbens.postproc` (cleanup, CRF),
+  :mod:`hbens.predictors` (checkpoints to maps), :mod:`hbens.tune` (recipes), :mod:`~hbens.metrics`
+  (Dice), :mod:`~hbens.importer` (saved arrays to stores), :mod:`~hbens.report` (HTML);
+* :mod:`hbens.api` and :mod:`hbens.demo`; then :mod:`hbens.cli`, thin commands over the API.
 """
 
 from __future__ import annotations

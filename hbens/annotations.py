@@ -11,13 +11,14 @@ import json
 from pathlib import Path
 from typing import Iterator
 
+import cv2
 import numpy as np
 
 from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
 from hbens.frames import ADVICE, hint
 from hbens.outputs import PathLike
-from hbens.rle import string_to_runs
+from hbens.rle import runs_to_mask, string_to_runs
 from hbens.runs import EMPTY_RUNS, Runs, box_to_runs, union_runs
 from hbens.settings import BOM, binary_kind, clip, examples, open_input, read_text
 from hbens.submission import scan_submission
@@ -30,8 +31,6 @@ def _pixel_points(points: np.ndarray) -> np.ndarray:
 
 def polygon_runs(points: np.ndarray, shape: tuple[int, int] = IMAGE_SHAPE) -> Runs:
     """Runs of the filled polygon ``points`` (N x 2, x then y), clipped to ``shape``."""
-    import cv2
-
     points = _pixel_points(points)
     height, width = shape
     left = max(int(points[:, 0].min()), 0)
@@ -47,8 +46,6 @@ def polygon_runs(points: np.ndarray, shape: tuple[int, int] = IMAGE_SHAPE) -> Ru
 
 def polygon_mask(points: np.ndarray, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
     """The filled polygon as a full uint8 mask (reference form of :func:`polygon_runs`)."""
-    import cv2
-
     mask = np.zeros(shape, np.uint8)
     cv2.fillPoly(mask, [_pixel_points(points)], 1)
     return mask
@@ -119,8 +116,6 @@ def read_annotation(path: PathLike, shape: tuple[int, int] = IMAGE_SHAPE) -> dic
 
 def annotation_masks(path: PathLike, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
     """The ``(29, H, W)`` uint8 multi-label mask of one annotation JSON."""
-    from hbens.rle import runs_to_mask
-
     return np.stack([runs_to_mask(*runs, shape) for runs in read_annotation(path, shape).values()])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hbens.errors import HbensError, located
+from hbens.settings import clip, read_csv_rows, read_text
 
 FINGERS = tuple(f"finger-{i}" for i in range(1, 20))
 WRIST = ("Trapezium", "Trapezoid", "Capitate", "Hamate", "Scaphoid", "Lunate", "Triquetrum", "Pisiform")
@@ -77,8 +78,6 @@ def read_class_values(
     Raise HbensError naming the line on a bad row, an unknown or repeated class, or a value that is
     not a number in range (NaN included).
     """
-    from hbens.settings import clip, read_csv_rows
-
     rows = read_csv_rows(path)
     if not rows or [c.strip() for c in rows[0][:2]] != ["class", column]:
         hint = f" (as written by {written_by})" if written_by else ""
@@ -111,8 +110,6 @@ def read_class_names(path: str) -> list[str]:
 
     Used for the channel order of another pipeline's saved arrays.
     """
-    from hbens.settings import clip, read_text
-
     names = [name.strip() for line in read_text(path).splitlines() for name in line.split(",") if name.strip()]
     if not names:
         raise HbensError(f"{path}: no class names; write one class name per line, in channel order")

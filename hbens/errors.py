@@ -1,10 +1,21 @@
-"""The one exception type that the command line turns into a one-line message."""
+"""The exception types that the command line turns into a one-line message (usage errors: exit 2)."""
 
 from __future__ import annotations
 
 
 class HbensError(Exception):
     """Bad input or a refused operation, described in one line for the user."""
+
+
+class UsageError(HbensError):
+    """Arguments that do not go together (the command line's usage errors, exit status 2).
+
+    ``option`` names the option at fault, when one is; the message then reads as click's.
+    """
+
+    def __init__(self, message: str, option: str | None = None):
+        super().__init__(f"Invalid value for {option}: {message}" if option else message)
+        self.message, self.option = message, option
 
 
 class Stopped(KeyboardInterrupt):

@@ -20,8 +20,11 @@ import math
 import warnings
 from typing import Sequence
 
+import numpy as np
+
 from hbens.classes import IMAGE_SHAPE
 from hbens.errors import HbensError
+from hbens.images import find_images, image_shape
 
 Shape = tuple[int, int]
 Sized = tuple[str, Shape]
@@ -104,7 +107,6 @@ def images_frame(images) -> Sized | None:
     """``(folder, shape)`` of the first X-ray under ``images`` (its PNG header), or None without a folder."""
     if images is None:
         return None
-    from hbens.images import find_images, image_shape
 
     return str(images), image_shape(find_images(images)[0])
 
@@ -135,7 +137,5 @@ def check_extent(path, extent: int, shape: Shape) -> None:
 
 def check_dice(values, predicted: bool, shape: Shape, what: str = "every Dice") -> None:
     """Hint when the Dice ``values`` are all 0 although the prediction was not empty (``predicted``)."""
-    import numpy as np
-
     if predicted and np.size(values) and not np.any(values):
         hint(f"{what} is 0 in the {text(shape)} frame; if the images are not {text(shape)}, {ADVICE}")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
+import cv2
 import numpy as np
 
 from hbens.errors import HbensError
+from hbens.settings import examples
 
 NORMALIZATIONS = {
     "none": ((0.0,), (1.0,)),
@@ -32,8 +35,6 @@ def find_images(folder: str | Path) -> list[Path]:
 
 def read_gray(path: str | Path) -> np.ndarray:
     """A grayscale image as float32 in [0, 1] (8- or 16-bit PNG); raise HbensError naming the file."""
-    import cv2
-
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise HbensError(f"{path}: unreadable image; expected a PNG")
@@ -46,6 +47,20 @@ def read_gray(path: str | Path) -> np.ndarray:
 def read_xray(path: str | Path) -> np.ndarray:
     """An X-ray as uint8 gray levels (:func:`read_gray` rounded to 1/255), what the CRF and the pictures use."""
     return np.round(read_gray(path) * 255).astype(np.uint8)
+
+
+def find_xrays(images: str | Path, names: Sequence[str], *, whose: str = "", split: str) -> dict[str, str]:
+    """The X-ray of each image (by file name, searched recursively under ``images``), for the CRF.
+
+    Raises HbensError naming the images that have none (``whose``: e.g. " of the ground truth"),
+    advising the folder of the ``split``'s PNGs.
+    """
+    by_name = {path.name: str(path) for path in find_images(images)}
+    absent = [name for name in names if name not in by_name]
+    if absent:
+        raise HbensError(f"{images}: no X-ray for {len(absent)} image(s){whose}, e.g. {examples(absent)}; pass the "
+                         f"folder of the {split} PNGs")
+    return by_name
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

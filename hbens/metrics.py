@@ -6,13 +6,24 @@ is the mean over images of each class, then the mean over classes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from numba import njit
 
-from hbens.classes import CLASSES, class_thresholds
+from hbens.annotations import GroundTruth
+from hbens.classes import CLASSES, class_thresholds, read_class_values
+from hbens.errors import HbensError
 from hbens.frames import check_dice, csv_frame
+from hbens.maps.folders import framed, open_map_folder
+from hbens.maps.probabilities import crop_runs
+from hbens.maps.saved_arrays import ArrayFormat
+from hbens.outputs import atomic_open, atomic_path
+from hbens.rle import string_to_runs
+from hbens.runs import EMPTY_RUNS
+from hbens.submission import scan_submission
 
 
 @njit(cache=True, nogil=True)
@@ -86,11 +97,6 @@ def score_submission(prediction: str, ground_truth: str, missing: str = "error",
     polygons are filled at it); None: the competition's 2048x2048.  Runs or annotations that look
     drawn for another size, or a Dice of 0 everywhere, give a :class:`~hbens.frames.FrameWarning`.
     """
-    from hbens.annotations import GroundTruth
-    from hbens.errors import HbensError
-    from hbens.rle import string_to_runs
-    from hbens.submission import scan_submission
-
     shape = csv_frame(shape)
     truth = GroundTruth(ground_truth, shape)
     index = scan_submission(prediction, shape)
@@ -133,15 +139,6 @@ def score_maps(
     enlarged to it), see :mod:`hbens.frames`.  A Dice of 0 everywhere gives a
     :class:`~hbens.frames.FrameWarning`.
     """
-    from hbens.annotations import GroundTruth
-    from hbens.errors import HbensError
-    from dataclasses import replace
-
-    from hbens.maps.folders import framed, open_map_folder
-    from hbens.maps.probabilities import crop_runs
-    from hbens.runs import EMPTY_RUNS
-    from hbens.maps.saved_arrays import ArrayFormat
-
     fmt = array_format if shape is None else replace(array_format or ArrayFormat(), size=tuple(shape))
     frame, (maps,) = framed([open_map_folder(folder, fmt)], shape)
     truth = GroundTruth(ground_truth, frame)
@@ -168,18 +165,13 @@ def score_maps(
 
 def write_scores(path: str, table: DiceTable, inputs: tuple[str, ...] = ()) -> None:
     """Write per-class Dice as ``class,dice`` rows (the format ``hbens fuse --scores`` reads)."""
-    from hbens.outputs import atomic_open
-
+    rows = pd.DataFrame({"class": table.classes, "dice": table.per_class})
     with atomic_open(path, inputs) as handle:
-        handle.write("class,dice\n")
-        for name, value in zip(table.classes, table.per_class):
-            handle.write(f"{name},{value:.6f}\n")
+        rows.to_csv(handle, index=False, float_format="%.6f", lineterminator="\n")
 
 
 def read_scores(path: str) -> dict[str, float]:
     """Per-class Dice from a ``class,dice`` CSV (as written by :func:`write_scores`)."""
-    from hbens.classes import read_class_values
-
     return read_class_values(path, "dice", "hbens score --out")
 
 
@@ -189,10 +181,6 @@ PLOT_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", "": "png"}
 
 def plot_format(path: str) -> str:
     """The chart format of ``path`` by its suffix; HbensError for a suffix no writer here honours."""
-    from pathlib import Path
-
-    from hbens.errors import HbensError
-
     suffix = Path(path).suffix.lower()
     if suffix not in PLOT_FORMATS:
         raise HbensError(f"--plot {path}: cannot write {suffix} charts; use .png, .pdf or .svg")
@@ -205,8 +193,6 @@ def plot_scores(path: str, table: DiceTable, inputs: tuple[str, ...] = ()) -> No
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from hbens.outputs import atomic_path
 
     chart_format = plot_format(path)
     figure, axes = plt.subplots(figsize=(12, 4))

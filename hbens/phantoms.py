@@ -13,6 +13,7 @@ hand, shift) then puts the hand in the frame.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from hbens.classes import ARM, CLASSES, FINGERS, IMAGE_SHAPE, WRIST
@@ -96,8 +97,6 @@ def raster_area(points: np.ndarray, grow: float) -> float:
 
 def grown_hull(points: np.ndarray, grow: float) -> np.ndarray:
     """Convex hull of the polygon grown by ``grow``, as float32 for OpenCV's convex clipping."""
-    import cv2
-
     turn = np.linspace(0, 2 * np.pi, 16, endpoint=False)
     disc = grow * np.stack([np.cos(turn), np.sin(turn)], axis=1)
     cloud = (points[:, None, :] + disc[None]).reshape(-1, 2).astype(np.float32)
@@ -163,8 +162,6 @@ def slide(moving: np.ndarray, fixed: np.ndarray, away: np.ndarray, target: float
     Scans offsets in ``[-reach, reach]`` for the outermost one where the overlap falls through
     the target, then bisects; a bounded search, so an unreachable target gives the closest offset.
     """
-    import cv2
-
     hull_m, hull_f = grown_hull(moving, grow), grown_hull(fixed, grow)
     smaller = min(raster_area(moving, grow), raster_area(fixed, grow))
 
@@ -320,8 +317,6 @@ def soft_tissue(polygons: dict[str, np.ndarray], shape: tuple[int, int]) -> np.n
     convex hull of the metacarpals and carpals, and the forearm runs from the radius and ulna
     out of the frame, away from the wrist.
     """
-    import cv2
-
     mask = np.zeros(shape, np.uint8)
 
     def grown(points: np.ndarray, margin: float) -> None:
@@ -346,8 +341,6 @@ def bone_layer(polygons: dict[str, np.ndarray], shape: tuple[int, int], *, rim: 
 
     Bones add up, so that overlapping bones look denser, as on a radiograph.
     """
-    import cv2
-
     layer = np.zeros(shape, np.float32)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1, 2 * rim + 1))
     for points in polygons.values():
@@ -380,8 +373,6 @@ def render_hand(polygons: dict[str, np.ndarray], rng: np.random.Generator, *,
         brighter cortical rim and added brightness where bones overlap, a coarse trabecular
         texture, blur and noise.
     """
-    import cv2
-
     height, width = shape
     unit = min(shape) / 2048
     small = (max(width // 4, 1), max(height // 4, 1))  # soft edges of 6 pixels at 2048, blurred small

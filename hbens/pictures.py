@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from hbens.classes import CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
-from hbens.rle import string_to_runs
+from hbens.outputs import atomic_path
+from hbens.rle import runs_to_mask, string_to_runs
 from hbens.runs import runs_bounds, runs_to_box
+from hbens.submission import scan_submission
 
 
 def class_colors() -> np.ndarray:
@@ -56,14 +59,11 @@ def save_picture(path: str | Path, picture: np.ndarray, scale: float = 0.5, lege
                  entries: dict[str, tuple[int, int, int]] | None = None) -> None:
     """Save a picture (atomically) as PNG or JPEG by the suffix of ``path``, resized by ``scale``,
     with a legend: ``entries`` (label: RGB), by default each class's color."""
-    import cv2
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
-
-    from hbens.outputs import atomic_path
 
     if not 0 < scale <= 4:
         raise HbensError(f"--scale {scale}: must be in (0, 4]")
@@ -139,8 +139,6 @@ def compare_masks(first: dict[str, str], second: dict[str, str], *, shape: tuple
         in the first (second).  A pixel in ``first`` and ``second`` has a class in one submission
         and another class in the other (a swap of neighbouring bones).
     """
-    from hbens.rle import runs_to_mask
-
     both, only_first, only_second = (np.zeros(shape, bool) for _ in range(3))
     for name in CLASSES:
         a = runs_to_mask(*string_to_runs(first.get(name, ""), shape), shape).astype(bool)
@@ -169,8 +167,6 @@ def image_rows(submission: str | Path, image: str | None = None,
 
     Raises HbensError naming the file when it has no rows or none for ``image``.
     """
-    from hbens.submission import scan_submission
-
     index = scan_submission(submission, shape)
     if not index.images:
         raise HbensError(f"{submission}: no rows to draw")
@@ -184,8 +180,6 @@ def image_rows(submission: str | Path, image: str | None = None,
 
 def png_bytes(picture: np.ndarray, *, width: int | None = None) -> bytes:
     """PNG bytes of an RGB (or gray) uint8 picture, resized to ``width`` pixels across when given."""
-    import cv2
-
     if width is not None and width != picture.shape[1]:
         height = max(1, round(picture.shape[0] * width / picture.shape[1]))
         picture = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)

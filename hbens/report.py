@@ -9,14 +9,15 @@ from __future__ import annotations
 import base64
 import html
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from hbens.classes import CLASSES
 from hbens.errors import HbensError
 from hbens.metrics import DiceTable
-from hbens.outputs import PathLike
+from hbens.outputs import PathLike, atomic_open
 
 if TYPE_CHECKING:
     from hbens.tune.recipe import Recipe
@@ -118,19 +119,49 @@ def _heat(value: float) -> str:
     return f"hsl({hue:.0f}, 70%, 82%)"
 
 
+def html_table(frame: pd.DataFrame, *, formats: Mapping[str, str] | None = None, heat: Sequence[str] = (),
+               markup: Sequence[str] = (), right: Sequence[str] = (), css_class: str | None = None) -> str:
+    """A DataFrame as a table of the report: a header row of its column names (HTML), a row per row.
+
+    Columns in ``formats`` are numbers shown by their format (``"{:.4f}"``), right-aligned, and
+    those also in ``heat`` coloured by value (red 0, green 1); columns in ``markup`` hold HTML
+    already (right-aligned when also in ``right``); the others are text, escaped.
+
+    Examples
+    --------
+    >>> html_table(pd.DataFrame({"class": ["Ulna"], "Dice": [0.9]}), formats={"Dice": "{:.2f}"})
+    '<table><tr><th>class</th><th>Dice</th></tr><tr><td>Ulna</td><td class=num>0.90</td></tr></table>'
+    """
+    formats = formats or {}
+
+    def cell(column: str, value: object) -> str:
+        if column in formats:
+            style = f" style='background:{_heat(float(value))}'" if column in heat else ""
+            return f"<td class=num{style}>{formats[column].format(value)}</td>"
+        aligned = " class=num" if column in right else ""
+        return f"<td{aligned}>{value if column in markup else html.escape(str(value))}</td>"
+
+    head = "".join(f"<th>{column}</th>" for column in frame.columns)
+    rows = "".join("<tr>" + "".join(cell(column, value) for column, value in zip(frame.columns, row)) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    opening = f"<table class={css_class}>" if css_class else "<table>"
+    return f"{opening}<tr>{head}</tr>{rows}</table>"
+
+
+def stage_frame(stages: Sequence[Stage]) -> pd.DataFrame:
+    """The stages as a table: name (with its description), kind, mean Dice, three worst classes,
+    what it changed, seconds; the name and worst classes as HTML, the rest as values."""
+    rows = [(f"<b>{html.escape(stage.name)}</b><br><small>{html.escape(stage.description)}</small>",
+             KINDS[stage.kind], stage.table.mean,
+             ", ".join(f"{html.escape(name)}&nbsp;{value:.3f}" for name, value in worst_classes(stage.table)),
+             stage.changes, stage.seconds) for stage in stages]
+    return pd.DataFrame(rows, columns=["stage", "kind", "mean Dice", "three worst classes", "what it changed",
+                                       "seconds"])
+
+
 def _stage_table(stages: Sequence[Stage]) -> str:
-    rows = []
-    for stage in stages:
-        worst = ", ".join(f"{html.escape(name)}&nbsp;{value:.3f}"
-                          for name, value in worst_classes(stage.table))
-        rows.append(
-            f"<tr><td><b>{html.escape(stage.name)}</b><br><small>{html.escape(stage.description)}</small>"
-            f"</td><td>{html.escape(KINDS[stage.kind])}</td>"
-            f"<td class=num style='background:{_heat(stage.table.mean)}'>{stage.table.mean:.4f}</td>"
-            f"<td>{worst}</td><td>{html.escape(stage.changes)}</td>"
-            f"<td class=num>{stage.seconds:.1f}</td></tr>")
-    return ("<table><tr><th>stage</th><th>kind</th><th>mean Dice</th><th>three worst classes</th>"
-            "<th>what it changed</th><th>seconds</th></tr>" + "".join(rows) + "</table>")
+    return html_table(stage_frame(stages), formats={"mean Dice": "{:.4f}", "seconds": "{:.1f}"}, heat=["mean Dice"],
+                      markup=["stage", "three worst classes"])
 
 
 def _class_table(stages: Sequence[Stage]) -> str:
@@ -180,7 +211,9 @@ def dice_chart(stages: Sequence[Stage], *, width: int = 960, height: int = 300) 
     return "".join(parts)
 
 
-def _recipe_table(recipe: Recipe) -> str:
+def recipe_frame(recipe: Recipe) -> pd.DataFrame:
+    """The recipe as a table, one row per class: members x weight (HTML), space, threshold, cleanup,
+    CRF, and the validation Dice untuned -> tuned out of fold (HTML)."""
     names = [entry.name for entry in recipe.inputs]
     rows = []
     for name, entry in recipe.classes.items():
@@ -191,12 +224,16 @@ def _recipe_table(recipe: Recipe) -> str:
                  (f"keep {cleanup.keep}", cleanup.keep is not None), ("fill holes", cleanup.fill_holes))
         cleaned = ", ".join(part for part, on in parts if on) or "none"
         scores = f"{entry.scores.baseline:.3f} &rarr; {entry.scores.out_of_fold:.3f}" if entry.scores else ""
-        rows.append(f"<tr><td>{html.escape(name)}</td><td>{members}</td><td>{entry.space}</td>"
-                    f"<td class=num>{entry.threshold:.3f}</td><td>{cleaned}</td>"
-                    f"<td>{'no' if entry.crf is None else 'yes'}</td><td class=num>{scores}</td></tr>")
-    return ("<table><tr><th>class</th><th>members &times; weight</th><th>space</th><th>threshold</th>"
-            "<th>cleanup</th><th>CRF</th><th>validation Dice: untuned &rarr; tuned (out of fold)</th></tr>"
-            + "".join(rows) + "</table>")
+        rows.append((name, members, entry.space, entry.threshold, cleaned, "no" if entry.crf is None else "yes",
+                     scores))
+    return pd.DataFrame(rows, columns=["class", "members &times; weight", "space", "threshold", "cleanup", "CRF",
+                                       "validation Dice: untuned &rarr; tuned (out of fold)"])
+
+
+def _recipe_table(recipe: Recipe) -> str:
+    scores = "validation Dice: untuned &rarr; tuned (out of fold)"
+    return html_table(recipe_frame(recipe), formats={"threshold": "{:.3f}"},
+                      markup=["members &times; weight", scores], right=[scores])
 
 
 def _figure(figure: Figure) -> str:
@@ -268,7 +305,5 @@ def build_report(
 
 def write_report(path: PathLike, page: str, *, inputs: Sequence[PathLike] = ()) -> None:
     """Write an HTML page (UTF-8, atomically); ``inputs`` are never overwritten."""
-    from hbens.outputs import atomic_open
-
     with atomic_open(path, inputs) as handle:
         handle.write(page)

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import yaml
+
 from hbens.errors import HbensError
 from hbens.outputs import PathLike
 
@@ -124,8 +126,6 @@ def read_text(path: PathLike, *, limit: int = SIDE_FILE_LIMIT) -> str:
 
 def read_settings(path: PathLike) -> object:
     """The parsed content of a ``.json`` file, or of a YAML file for any other suffix."""
-    import yaml
-
     path = Path(path)
     is_json = path.suffix == ".json"
     text = read_text(path)

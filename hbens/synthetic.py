@@ -14,13 +14,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from hbens.classes import CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
+from hbens.outputs import atomic_open
 from hbens.phantoms import hand_phantom, render_hand
 from hbens.rle import runs_to_string
 from hbens.runs import Runs, box_to_runs
+from hbens.submission import write_submission
 
 
 def ellipse_points(center: tuple[float, float], axes: tuple[float, float], angle: float, n: int = 48) -> np.ndarray:
@@ -67,8 +70,6 @@ def predicted_runs(
     points: np.ndarray, rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE, noise: float = 3.0
 ) -> Runs:
     """A model's imperfect mask of a polygon: jittered outline, sometimes an island or a hole."""
-    import cv2
-
     jittered = points + rng.normal(0, noise, points.shape)
     top, left, bottom, right = polygon_box(jittered, shape, margin=40)
     box = np.zeros((bottom - top, right - left), np.uint8)
@@ -84,8 +85,6 @@ def predicted_runs(
 
 def random_mask(rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE, n_ellipses: int | None = None) -> np.ndarray:
     """A uint8 mask of a few bone-like ellipses covering about 2-5 % of the frame."""
-    import cv2
-
     height, width = shape
     mask = np.zeros(shape, np.uint8)
     n = int(rng.integers(2, 5)) if n_ellipses is None else n_ellipses
@@ -101,8 +100,6 @@ def random_mask(rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE, 
 
 def write_annotation(path: Path, polygons: dict[str, np.ndarray]) -> None:
     """Write polygons as a competition annotation JSON (atomically)."""
-    from hbens.outputs import atomic_open
-
     path.parent.mkdir(parents=True, exist_ok=True)
     annotations = [{"label": name, "points": np.round(p).astype(int).tolist()} for name, p in polygons.items()]
     with atomic_open(path) as handle:
@@ -111,8 +108,6 @@ def write_annotation(path: Path, polygons: dict[str, np.ndarray]) -> None:
 
 def render_xray(polygons: dict[str, np.ndarray], rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
     """A uint8 X-ray-like picture of the polygons: bright, blurred bones on a dark, noisy background."""
-    import cv2
-
     image = np.zeros(shape, np.float32)
     for points in polygons.values():
         cv2.fillPoly(image, [np.round(points).astype(np.int32)], 1.0)
@@ -133,8 +128,6 @@ def write_example(
 
     With ``images``, also write X-ray-like PNGs as ``images/IDxxx/NAME.png``.
     """
-    from hbens.submission import write_submission
-
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     gt = folder / "outputs_json"
@@ -144,7 +137,6 @@ def write_example(
         polygons = hand_polygons(rng, shape)
         write_annotation(gt / f"ID{i:03d}" / image.replace(".png", ".json"), polygons)
         if images:
-            import cv2
 
             (folder / "images" / f"ID{i:03d}").mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(folder / "images" / f"ID{i:03d}" / image), render_xray(polygons, rng, shape))
@@ -176,8 +168,6 @@ def write_phantom(split: Path, number: int, hand: int, *, seed: int, size: int) 
     Its random draws come from ``(seed, number, hand)`` alone, so an image does not change
     when other images are added.  Hand 0 of an ID is a right hand, hand 1 a left hand.
     """
-    import cv2
-
     rng = np.random.default_rng([seed, number, hand])
     stem = f"image{1661320000000 + 60000 * number + 30000 * hand + int(rng.integers(20000))}"
     polygons = hand_phantom(rng, shape=(size, size), side=("right", "left")[hand])

@@ -12,7 +12,6 @@ from typing import Sequence
 
 import click
 
-from hbens.api import UsageError
 from hbens.cli.clean import clean
 from hbens.cli.crf import crf
 from hbens.cli.demo import demo
@@ -23,7 +22,7 @@ from hbens.cli.predict import predict
 from hbens.cli.submissions import check, score, show
 from hbens.cli.synth import synth
 from hbens.cli.tune import apply, tune
-from hbens.errors import HbensError, Stopped
+from hbens.errors import HbensError, Stopped, UsageError
 from hbens.outputs import WRITE_ERRNOS
 from hbens.settings import clip
 

@@ -11,6 +11,7 @@
 
 from hbens.ensemble.fuse import FuseStats, describe_fuse, fuse, fuse_image
 from hbens.ensemble.rules import (
+    STRATEGIES,
     HardRule,
     SoftRule,
     classwise_rules,
@@ -20,6 +21,7 @@ from hbens.ensemble.rules import (
 )
 
 __all__ = [
+    "STRATEGIES",
     "FuseStats",
     "HardRule",
     "SoftRule",

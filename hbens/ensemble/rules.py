@@ -293,3 +293,7 @@ def check_rule_inputs(class_lists: Sequence[Sequence[str] | None], rules: dict[s
             members = ", ".join(map(str, rule.members))
             raise HbensError(f"class {name}: none of its inputs ({members}) has it in its probability stores; "
                              f"add an input that predicts {name} or leave it out of the rule")
+
+
+STRATEGIES = {"hard": hard_rules, "soft": soft_rules, "classwise": classwise_rules}
+"""The rule builders of ``hbens fuse --strategy``, by name."""

@@ -20,7 +20,6 @@ from hbens.runs import Runs
 from hbens.settings import examples
 
 
-
 @njit(cache=True, nogil=True)
 def _sweep(starts, lengths, offsets, weights, threshold):
     n = offsets.size - 1

@@ -29,6 +29,8 @@ from hbens import __version__
 from hbens.classes import CLASS_INDEX, CLASSES
 from hbens.errors import HbensError
 from hbens.outputs import PathLike, atomic_path
+from hbens.rle import runs_to_string
+from hbens.runs import EMPTY_RUNS, box_to_runs
 from hbens.settings import clip, examples
 
 FORMAT = "hbens-probabilities"
@@ -293,8 +295,6 @@ def crop_runs(crop: ClassCrop, shape: tuple[int, int], threshold: float):
 
     The comparison is the one of every hbens output: float32 values against a float32 threshold.
     """
-    from hbens.runs import EMPTY_RUNS, box_to_runs
-
     if crop.values.size == 0:
         return EMPTY_RUNS
     top, left, _, _ = crop.box
@@ -303,6 +303,4 @@ def crop_runs(crop: ClassCrop, shape: tuple[int, int], threshold: float):
 
 def crops_to_rles(crops: Sequence[ClassCrop], shape: tuple[int, int], thresholds: Sequence[float]) -> list[str]:
     """Submission RLE of each class's crop: probability > threshold (stored or float values)."""
-    from hbens.rle import runs_to_string
-
     return [runs_to_string(*crop_runs(crop, shape, threshold)) for crop, threshold in zip(crops, thresholds)]

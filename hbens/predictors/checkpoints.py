@@ -10,6 +10,8 @@ No loader downloads anything: models are built with ``encoder_weights=None``.
 from __future__ import annotations
 
 import functools
+import hashlib
+import pickle
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from typing import Any, Callable
 
 from hbens.classes import CLASSES
 from hbens.errors import HbensError
-from hbens.settings import clip
+from hbens.settings import clip, read_settings
 
 ARCH_KEYS = ("arch", "architecture", "_model_class", "model_class", "model_name", "model_type")
 ENCODER_KEYS = ("encoder", "encoder_name", "backbone")
@@ -104,8 +106,6 @@ def _first(values: dict[str, Any], keys: tuple[str, ...]) -> Any:
 @functools.lru_cache(maxsize=1)
 def _torch_load(path: Path, allow_pickle: bool):
     """``torch.load`` on the CPU, weights only unless pickles are allowed; cached for detect-then-load."""
-    import pickle
-
     import torch
 
     try:
@@ -171,8 +171,6 @@ def checkpoint_hash(path: str | Path) -> str:
     Computed once per process for each set of (file, size, modification time), so that every
     image of a run reuses it.
     """
-    import hashlib
-
     path = Path(path)
     root = path if path.is_dir() else path.parent
     files = checkpoint_files(path)
@@ -190,8 +188,6 @@ def checkpoint_hash(path: str | Path) -> str:
 
 def _side_config(path: Path) -> dict[str, Any]:
     """The first mapping among the YAML/JSON files beside a checkpoint (see :data:`SIDE_CONFIGS`)."""
-    from hbens.settings import read_settings
-
     for pattern in SIDE_CONFIGS:
         candidate = path.parent / pattern.format(stem=path.stem)
         if candidate.is_file():
@@ -213,7 +209,7 @@ def _load_weights(module, state: dict[str, Any], path: Path):
 def _load_safetensors(path: Path) -> dict[str, Any]:
     """The tensors of a ``.safetensors`` file; HbensError in one line when it is truncated or foreign."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # imports torch
 
     try:
         return load_file(str(path))
@@ -232,8 +228,6 @@ def load_torchscript(path: Path, spec: ModelSpec, allow_pickle: bool) -> LoadedM
 
 
 def load_smp_folder(path: Path, spec: ModelSpec, allow_pickle: bool) -> LoadedModel:
-    from hbens.settings import read_settings
-
     config = read_settings(path / "config.json")
     if not isinstance(config, dict):
         raise HbensError(f"{path / 'config.json'}: expected a JSON object of model settings")

@@ -10,7 +10,6 @@ from hbens.classes import CLASSES
 from hbens.errors import HbensError
 from hbens.predictors.checkpoints import LoadedModel
 
-
 OPENMP_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 """Environment variables that say how OpenMP threads wait; when one is set, hbens leaves them all alone."""
 

@@ -17,9 +17,14 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from hbens.errors import HbensError
-from hbens.outputs import PathLike
+from hbens.images import image_shape
+from hbens.maps.folders import open_map_folder
 from hbens.maps.probabilities import ClassCrop, crop_runs
+from hbens.outputs import PathLike
+from hbens.rle import RLEError, string_to_runs
 from hbens.runs import EMPTY_RUNS, Runs, runs_bounds, union_runs
+from hbens.settings import examples
+from hbens.submission import scan_submission
 
 Box = tuple[int, int, int, int]
 """``(top, left, bottom, right)`` with exclusive ends."""
@@ -130,10 +135,6 @@ def region_meta(region: Region) -> dict[str, object]:
 def _csv_masks(first: PathLike, images: Sequence[Path], classes: Sequence[str]
                ) -> Iterator[tuple[str, tuple[int, int], list[Runs]]]:
     """Each image's name, shape (from its PNG header) and masks of ``classes`` in a submission CSV."""
-    from hbens.images import image_shape
-    from hbens.rle import RLEError, string_to_runs
-    from hbens.submission import scan_submission
-
     index = scan_submission(first)
     _refuse_missing(first, [path.name for path in images], set(index.images))
     with index.open() as handle:
@@ -155,8 +156,6 @@ def _csv_masks(first: PathLike, images: Sequence[Path], classes: Sequence[str]
 def _folder_masks(first: PathLike, images: Sequence[Path], classes: Sequence[str]
                   ) -> Iterator[tuple[str, tuple[int, int], list[Runs]]]:
     """Each image's name, shape and masks of ``classes`` (p > 0.5) in a folder of probability maps."""
-    from hbens.maps.folders import open_map_folder
-
     folder = open_map_folder(first)
     _refuse_missing(first, [path.name for path in images], set(folder.files))
     for path in images:
@@ -167,8 +166,6 @@ def _folder_masks(first: PathLike, images: Sequence[Path], classes: Sequence[str
 
 def _refuse_missing(first: PathLike, names: Sequence[str], known: set[str]) -> None:
     """HbensError naming the images of ``names`` that FIRST lacks."""
-    from hbens.settings import examples
-
     missing = [name for name in names if name not in known]
     if missing:
         raise HbensError(f"--crop-from {first}: no prediction of {len(missing)} image(s) "

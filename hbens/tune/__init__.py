@@ -11,6 +11,7 @@ writes and reads the resulting recipe and :mod:`~hbens.tune.apply` runs it on te
 from hbens.tune.apply import apply_recipe
 from hbens.tune.histograms import dice_curve, grid_dice, grid_histograms, level_of, threshold_histograms
 from hbens.tune.recipe import ClassRecipe, ClassScores, Recipe, RecipeInput, read_recipe, write_recipe
+from hbens.tune.report import describe_tuning
 from hbens.tune.search import (
     GuardResult,
     Members,
@@ -20,7 +21,7 @@ from hbens.tune.search import (
     guarded_choice,
     kfold_indices,
 )
-from hbens.tune.tuning import STEPS, TuneResult, describe_tuning, tune_inputs
+from hbens.tune.tuning import STEPS, TuneResult, tune_inputs
 
 __all__ = [
     "ClassRecipe",

@@ -11,9 +11,11 @@ import html
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from hbens.metrics import DiceTable
 from hbens.outputs import PathLike
+from hbens.report import STYLE, Stage, dice_chart, html_table, write_report
 from hbens.tune.tuning import TuneResult
 
 WORST_IMAGES = 10
@@ -34,27 +36,21 @@ def dice_tables(result: TuneResult) -> dict[str, DiceTable]:
             for name, values in columns.items()}
 
 
-def _cell(value: float) -> str:
-    return f"<td class=num>{value:.4f}</td>"
-
-
 def _settings_table(result: TuneResult) -> str:
-    names = [item.name for item in result.recipe.inputs]
-    choices = result.choices
-    rows = []
-    for entry in result.classes:
-        scores = result.recipe.classes[entry.name].scores
-        steps = ", ".join(f"{step} {'taken' if guard.accepted else 'refused'} ({guard.out_of_fold:.4f} held out)"
-                          for step, guard in entry.results.items())
-        rows.append(f"<tr><td>{html.escape(entry.name)}</td>{_cell(scores.baseline)}{_cell(scores.in_sample)}"
-                    f"{_cell(scores.out_of_fold)}<td>{html.escape(choices[entry.name].describe(names))}</td>"
-                    f"<td><small>{html.escape(steps)}</small></td></tr>")
-    return ("<table><tr><th>class</th><th>baseline</th><th>tuned, in sample</th><th>tuned, held out</th>"
-            "<th>choice (inputs weights &gt; threshold, cleanup, CRF)</th><th>steps (guarded)</th></tr>"
-            + "".join(rows) + "</table>")
+    """The chosen settings of each class (:func:`tuning_table`) with the guard's verdict on each step."""
+    table = tuning_table(result).rename(columns={"in-sample": "tuned, in sample", "held-out": "tuned, held out",
+                                                 "choice": "choice (inputs weights &gt; threshold, cleanup, CRF)"})
+    table["steps (guarded)"] = [
+        "<small>" + html.escape(", ".join(f"{step} {'taken' if guard.accepted else 'refused'} "
+                                          f"({guard.out_of_fold:.4f} held out)"
+                                          for step, guard in entry.results.items())) + "</small>"
+        for entry in result.classes]
+    numbers = {column: "{:.4f}" for column in ("baseline", "tuned, in sample", "tuned, held out")}
+    return html_table(table, formats=numbers, markup=["steps (guarded)"])
 
 
 def _worst_images(tables: dict[str, DiceTable], count: int) -> str:
+    """The ``count`` images of lowest held-out mean Dice, with their baseline and three worst classes."""
     held = tables["tuned, held out"]
     base = tables["baseline"]
     means = held.values.mean(axis=1)
@@ -62,10 +58,10 @@ def _worst_images(tables: dict[str, DiceTable], count: int) -> str:
     for i in np.argsort(means, kind="stable")[:count]:
         worst = np.argsort(held.values[i], kind="stable")[:3]
         classes = ", ".join(f"{html.escape(held.classes[c])}&nbsp;{held.values[i, c]:.3f}" for c in worst)
-        rows.append(f"<tr><td>{html.escape(held.images[i])}</td>{_cell(float(base.values[i].mean()))}"
-                    f"{_cell(float(means[i]))}<td>{classes}</td></tr>")
-    return ("<table><tr><th>image</th><th>baseline</th><th>tuned, held out</th><th>three worst classes</th></tr>"
-            + "".join(rows) + "</table>")
+        rows.append((held.images[i], float(base.values[i].mean()), float(means[i]), classes))
+    frame = pd.DataFrame(rows, columns=["image", "baseline", "tuned, held out", "three worst classes"])
+    return html_table(frame, formats={"baseline": "{:.4f}", "tuned, held out": "{:.4f}"},
+                      markup=["three worst classes"])
 
 
 def tune_report(result: TuneResult, *, gt: str, inputs: Sequence[str], folds: int) -> str:
@@ -82,8 +78,6 @@ def tune_report(result: TuneResult, *, gt: str, inputs: Sequence[str], folds: in
     folds : int
         Folds of the guard (shown).
     """
-    from hbens.report import STYLE, Stage, dice_chart
-
     tables = dice_tables(result)
     kinds = {"baseline": "model", "tuned, in sample": "ensemble", "tuned, held out": "ensemble"}
     stages = [Stage(name=name, kind=kinds[name], description=name, table=table) for name, table in tables.items()]
@@ -106,7 +100,30 @@ def tune_report(result: TuneResult, *, gt: str, inputs: Sequence[str], folds: in
 def write_tune_report(path: PathLike, result: TuneResult, *, gt: PathLike, inputs: Sequence[PathLike],
                       folds: int) -> None:
     """Write :func:`tune_report` to ``path`` (atomically; ``inputs`` and ``gt`` are never overwritten)."""
-    from hbens.report import write_report
-
     page = tune_report(result, gt=str(gt), inputs=[str(p) for p in inputs], folds=folds)
     write_report(path, page, inputs=[*inputs, gt])
+
+
+def tuning_table(result: TuneResult) -> pd.DataFrame:
+    """The per-class table of ``hbens tune`` as a DataFrame, one row per class in canonical order:
+    ``class``, the Dice ``baseline``, ``in-sample`` and ``held-out``, and the ``choice``."""
+    names = [item.name for item in result.recipe.inputs]
+    choices = result.choices
+    rows = []
+    for entry in result.classes:
+        scores = result.recipe.classes[entry.name].scores
+        rows.append((entry.name, scores.baseline, scores.in_sample, scores.out_of_fold,
+                     choices[entry.name].describe(names)))
+    return pd.DataFrame(rows, columns=["class", "baseline", "in-sample", "held-out", "choice"])
+
+
+def describe_tuning(result: TuneResult) -> str:
+    """The per-class table of ``hbens tune`` (:func:`tuning_table`) as text, with the means."""
+    table = tuning_table(result)
+    lines = [f"{'class':<12} {'baseline':>8} {'in-sample':>9} {'held-out':>8}  choice"]
+    for name, baseline, in_sample, held_out, choice in table.itertuples(index=False):
+        lines.append(f"{name:<12} {baseline:8.4f} {in_sample:9.4f} {held_out:8.4f}  {choice}")
+    means = [np.mean(table[column].to_numpy()) for column in ("baseline", "in-sample", "held-out")]
+    lines.append(f"{'mean':<12} {means[0]:8.4f} {means[1]:9.4f} {means[2]:8.4f}  ({len(result.images)} images; "
+                 "held-out: each image scored by choices made on the other folds)")
+    return "\n".join(lines)
