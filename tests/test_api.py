@@ -51,7 +51,7 @@ def test_doctests_of_every_api_function_run(tmp_path, monkeypatch):
         assert ">>> " in function.__doc__ and "Parameters" in function.__doc__ and "Returns" in function.__doc__
     modules = {sys.modules[function.__module__] for function in functions}
     results = [doctest.testmod(module, optionflags=doctest.ELLIPSIS) for module in sorted(modules, key=str)]
-    assert sum(r.failed for r in results) == 0 and sum(r.attempted for r in results) >= 60
+    assert sum(r.failed for r in results) == 0 and sum(r.attempted for r in results) >= 50
 
 
 def test_import_hbens_loads_neither_torch_nor_the_library():

@@ -40,7 +40,7 @@ Arguments shared by several functions, named as the command's options:
   ``{class: value}`` (``class_weights``: ``{class: [w1, w2, ...]}``).
 
 The functions live in small modules by task (``checks``, ``pictures``, ``fusing``, ``tuning``,
-``predicting``, ``phantoms``; shared argument handling in ``_shared``); this package is their one door.
+``predicting``, ``phantoms``; shared argument handling in ``options``); this package is their one door.
 
 ``hbens.tune`` and ``hbens.demo`` are modules of the library, so those two functions are reached
 as ``hbens.api.tune`` and ``hbens.api.demo``; the others are also ``hbens.fuse``, ``hbens.score``...

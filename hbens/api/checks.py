@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hbens.api._shared import PerClass, Shape, as_frame, class_values, file_of, make_array_format
+from hbens.api import options
+from hbens.api.options import PerClass, Shape
 from hbens.frames import csv_frame
 from hbens.metrics import DiceTable, plot_format, plot_scores, score_maps, score_submission, write_scores
 from hbens.outputs import PathLike
@@ -65,15 +66,14 @@ def check(submission: PathLike, *, shape: Shape = None) -> CheckReport:
 
     Examples
     --------
-    >>> import tempfile, hbens.api as hb
-    >>> from hbens.synthetic import write_example
-    >>> gt, csvs = write_example(tempfile.mkdtemp(), n_images=2, shape=(128, 128))
+    >>> import tempfile, hbens.api as hb, hbens.synthetic as synthetic
+    >>> gt, csvs = synthetic.write_example(tempfile.mkdtemp(), n_images=2, shape=(128, 128))
     >>> report = hb.check(csvs[0], shape=128)
     >>> report.ok, report.rows, report.images
     (True, 58, 2)
     """
     check_paths([("SUBMISSION", submission)], [])
-    return check_submission(submission, csv_frame(as_frame(shape)))
+    return check_submission(submission, csv_frame(options.as_frame(shape)))
 
 
 def read_submission(path: PathLike, *, shape: Shape = None) -> pd.DataFrame:
@@ -84,7 +84,7 @@ def read_submission(path: PathLike, *, shape: Shape = None) -> pd.DataFrame:
     path : path
         The submission CSV.
     shape : int or (int, int), optional
-        The frame the RLE strings describe; default 2048x2048.
+        The frame, as for :func:`check`.
 
     Returns
     -------
@@ -95,14 +95,13 @@ def read_submission(path: PathLike, *, shape: Shape = None) -> pd.DataFrame:
 
     Examples
     --------
-    >>> import tempfile, hbens.api as hb
-    >>> from hbens.synthetic import write_example
-    >>> gt, csvs = write_example(tempfile.mkdtemp(), n_images=2, shape=(128, 128))
+    >>> import tempfile, hbens.api as hb, hbens.synthetic as synthetic
+    >>> gt, csvs = synthetic.write_example(tempfile.mkdtemp(), n_images=2, shape=(128, 128))
     >>> rows = hb.read_submission(csvs[0], shape=128)
     >>> list(rows.columns), len(rows), rows["class"].iloc[0]
     (['image_name', 'class', 'rle'], 58, 'finger-1')
     """
-    index = scan_submission(path, csv_frame(as_frame(shape)))
+    index = scan_submission(path, csv_frame(options.as_frame(shape)))
     return pd.DataFrame(list(iter_rows(index)), columns=list(HEADER))
 
 
@@ -138,25 +137,25 @@ def score(prediction: PathLike, gt: PathLike, *, threshold: float = 0.5, thresho
 
     Examples
     --------
-    >>> import tempfile, hbens.api as hb
-    >>> from hbens.synthetic import write_example
-    >>> gt, csvs = write_example(tempfile.mkdtemp(), n_images=2, shape=(128, 128))
+    >>> import tempfile, hbens.api as hb, hbens.synthetic as synthetic
+    >>> gt, csvs = synthetic.write_example(tempfile.mkdtemp(), n_images=2, shape=(128, 128))
     >>> scores = hb.score(csvs[0], gt, shape=128)
     >>> scores.table.shape, scores.table.index.name, list(scores.table.columns[:2])
     ((2, 29), 'image_name', ['finger-1', 'finger-2'])
     >>> print(f"mean Dice {scores.mean:.4f}, Ulna {scores.per_class['Ulna']:.4f}")
     mean Dice 0.4791, Ulna 0.6793
     """
-    check_paths([("PREDICTION", prediction), ("--gt", gt), ("--thresholds", file_of(thresholds)),
-                 ("--classes", file_of(array_classes))], [("--out", out, CSV), ("--plot", plot)])
+    check_paths([("PREDICTION", prediction), ("--gt", gt), ("--thresholds", options.file_of(thresholds)),
+                 ("--classes", options.file_of(array_classes))], [("--out", out, CSV), ("--plot", plot)])
     if plot:
         plot_format(plot)
     if Path(prediction).is_dir():
         table = score_maps(prediction, gt, threshold=threshold, missing=missing,
-                           thresholds=class_values(thresholds, "threshold"),
-                           array_format=make_array_format(key, kind, array_classes, drop_channel), shape=as_frame(shape))
+                           thresholds=options.class_values(thresholds, "threshold"),
+                           array_format=options.make_array_format(key, kind, array_classes, drop_channel),
+                           shape=options.as_frame(shape))
     else:
-        table = score_submission(prediction, gt, missing, shape=as_frame(shape))
+        table = score_submission(prediction, gt, missing, shape=options.as_frame(shape))
     inputs = (str(prediction), str(gt))
     if out:
         write_scores(out, table, inputs)

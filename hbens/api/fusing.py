@@ -5,22 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hbens.api._shared import (
-    PerClass,
-    Shape,
-    as_frame,
-    class_values,
-    class_weights_of,
-    file_of,
-    make_array_format,
-    make_cleanup,
-    make_execution,
-    path_list,
-    precision_name,
-    refuse_repeated,
-    report_cleanup,
-    threshold_list,
-)
+from hbens.api import options
+from hbens.api.options import PerClass, Shape
 from hbens.ensemble import STRATEGIES
 from hbens.ensemble import fuse as fuse_inputs
 from hbens.ensemble.rules import Rule
@@ -67,7 +53,8 @@ def strategy_rules(strategy: str, n_inputs: int, *, maps: bool, min_votes: int |
         "hard": dict(min_votes=min_votes, weights=weights, min_weight=min_weight, class_weights=class_weights),
         "soft": dict(weights=weights, class_weights=class_weights, space=space),
         "classwise": dict(picks=picks, space=space, vote=not maps, scores=[
-            read_scores(str(s)) if isinstance(s, (str, Path)) else class_values(s, "dice") for s in scores] or None),
+            read_scores(str(s)) if isinstance(s, (str, Path)) else options.class_values(s, "dice")
+            for s in scores] or None),
     }[strategy]
     return STRATEGIES[strategy](n_inputs, threshold=threshold, thresholds=thresholds, **options)
 
@@ -120,35 +107,36 @@ def fuse(inputs: Sequence[PathLike], output: PathLike, *, strategy: str | None =
 
     Examples
     --------
-    >>> import tempfile, hbens.api as hb
-    >>> from hbens.synthetic import write_example
+    >>> import tempfile, hbens.api as hb, hbens.synthetic as synthetic
     >>> folder = tempfile.mkdtemp()
-    >>> gt, csvs = write_example(folder, n_images=2, shape=(128, 128))
+    >>> gt, csvs = synthetic.write_example(folder, n_images=2, shape=(128, 128))
     >>> summary = hb.fuse(csvs, f"{folder}/fused.csv", weights=[2, 1, 1], shape=128)
     >>> summary.rows, summary.failed
     (58, [])
     """
-    inputs = path_list(inputs)
+    inputs = options.path_list(inputs)
     n = len(inputs)
     min_votes = vote_count(n, min_votes=min_votes, union=union, intersection=intersection, weights=weights)
-    score_files = [path for path in map(file_of, scores) if path is not None]
-    refuse_repeated("INPUTS", inputs)
-    refuse_repeated("--scores", score_files, advice="give each input's validation scores, one file per input")
+    score_files = [path for path in map(options.file_of, scores) if path is not None]
+    options.refuse_repeated("INPUTS", inputs)
+    options.refuse_repeated("--scores", score_files, advice="give each input's validation scores, one file per input")
     check_paths([*(("INPUTS", path) for path in inputs), *(("--scores", path) for path in score_files),
-                 ("--class-weights", file_of(class_weights)), ("--clean-config", clean_config),
-                 ("--thresholds", file_of(thresholds)), ("--classes", file_of(array_classes))],
+                 ("--class-weights", options.file_of(class_weights)), ("--clean-config", clean_config),
+                 ("--thresholds", options.file_of(thresholds)), ("--classes", options.file_of(array_classes))],
                 [("-o", output, CSV), ("--report", report, CSV)], folder_writes=[("--stores", stores)])
     maps = any(Path(path).is_dir() for path in inputs)
     rules = strategy_rules(strategy or ("soft" if maps else "hard"), n, maps=maps, min_votes=min_votes,
-                           weights=weights, min_weight=min_weight, class_weights=class_weights_of(class_weights, n),
-                           picks=picks, scores=scores, threshold=threshold,
-                           thresholds=class_values(thresholds, "threshold"), space=space)
-    cleanup = make_cleanup(min_area, keep, largest, fill_holes, connectivity, clean_classes, clean_config)
-    execution = make_execution(workers, scheduler, keep_going, progress)
-    summary = fuse_inputs(inputs, output, rules, missing=missing, stores=stores, precision=precision_name(precision),
-                          array_format=make_array_format(key, kind, array_classes, drop_channel), cleanup=cleanup,
-                          execution=execution, shape=as_frame(shape))
-    report_cleanup(summary, cleanup, report, inputs)
+                           weights=weights, min_weight=min_weight,
+                           class_weights=options.class_weights_of(class_weights, n), picks=picks, scores=scores,
+                           threshold=threshold,
+                           thresholds=options.class_values(thresholds, "threshold"), space=space)
+    cleanup = options.make_cleanup(min_area, keep, largest, fill_holes, connectivity, clean_classes, clean_config)
+    execution = options.make_execution(workers, scheduler, keep_going, progress)
+    summary = fuse_inputs(inputs, output, rules, missing=missing, stores=stores,
+                          precision=options.precision_name(precision),
+                          array_format=options.make_array_format(key, kind, array_classes, drop_channel),
+                          cleanup=cleanup, execution=execution, shape=options.as_frame(shape))
+    options.report_cleanup(summary, cleanup, report, inputs)
     return summary
 
 
@@ -184,21 +172,20 @@ def clean(submission: PathLike, output: PathLike, *, min_area: int = 0, keep: in
 
     Examples
     --------
-    >>> import tempfile, hbens.api as hb
-    >>> from hbens.synthetic import write_example
+    >>> import tempfile, hbens.api as hb, hbens.synthetic as synthetic
     >>> folder = tempfile.mkdtemp()
-    >>> gt, csvs = write_example(folder, n_images=2, shape=(128, 128))
+    >>> gt, csvs = synthetic.write_example(folder, n_images=2, shape=(128, 128))
     >>> summary = hb.clean(csvs[0], f"{folder}/clean.csv", largest=True, shape=128)
     >>> summary.rows
     58
     """
     check_paths([("SUBMISSION", submission), ("--config", config)], [("-o", output, CSV), ("--report", report, CSV)])
-    execution = make_execution(workers, scheduler, keep_going, progress)
-    cleanup = make_cleanup(min_area, keep, largest, fill_holes, connectivity, classes, config)
+    execution = options.make_execution(workers, scheduler, keep_going, progress)
+    cleanup = options.make_cleanup(min_area, keep, largest, fill_holes, connectivity, classes, config)
     if cleanup is None:
         raise UsageError("nothing to do: give --min-area, --keep/--largest, --fill-holes or --config")
-    summary = clean_csv(submission, output, cleanup, execution=execution, shape=as_frame(shape))
-    report_cleanup(summary, cleanup, report, [str(submission)])
+    summary = clean_csv(submission, output, cleanup, execution=execution, shape=options.as_frame(shape))
+    options.report_cleanup(summary, cleanup, report, [str(submission)])
     return summary
 
 
@@ -241,22 +228,21 @@ def crf(stores: PathLike, images: PathLike, output: PathLike, *, csv: PathLike |
 
     Examples
     --------
-    >>> import tempfile, numpy as np, hbens.api as hb
-    >>> from hbens.synthetic import write_example
+    >>> import tempfile, numpy as np, hbens.api as hb, hbens.synthetic as synthetic
     >>> folder = tempfile.mkdtemp()
-    >>> gt, csvs = write_example(folder, n_images=1, shape=(64, 64), images=True)
+    >>> gt, csvs = synthetic.write_example(folder, n_images=1, shape=(64, 64), images=True)
     >>> fused = hb.fuse(csvs, f"{folder}/soft.csv", strategy="soft", stores=f"{folder}/soft", shape=64)
     >>> summary = hb.crf(f"{folder}/soft", f"{folder}/images", f"{folder}/crf", params={"iterations": 2}, workers=1)
     >>> summary.images, summary.failed
     (1, [])
     """
-    check_paths([("STORES", stores), ("--images", images), ("--thresholds", file_of(thresholds)),
-                 ("--clean-config", clean_config), ("--gt", gt), ("--classes", file_of(array_classes))],
+    check_paths([("STORES", stores), ("--images", images), ("--thresholds", options.file_of(thresholds)),
+                 ("--clean-config", clean_config), ("--gt", gt), ("--classes", options.file_of(array_classes))],
                 [("--csv", csv, CSV), ("--report", report, CSV)], folder_writes=[("-o", output)])
-    cleanup = make_cleanup(min_area, keep, largest, fill_holes, connectivity, clean_classes, clean_config)
-    summary = crf_folder(stores, images, output, params, csv=csv, thresholds=threshold_list(threshold, thresholds),
-                         cleanup=cleanup, array_format=make_array_format(key, kind, array_classes, drop_channel),
-                         ground_truth=gt, execution=make_execution(workers, scheduler, keep_going, progress),
-                         shape=as_frame(shape))
-    report_cleanup(summary, cleanup, report)
+    cleanup = options.make_cleanup(min_area, keep, largest, fill_holes, connectivity, clean_classes, clean_config)
+    summary = crf_folder(stores, images, output, params, csv=csv, thresholds=options.threshold_list(threshold, thresholds),
+                         cleanup=cleanup, array_format=options.make_array_format(key, kind, array_classes, drop_channel),
+                         ground_truth=gt, execution=options.make_execution(workers, scheduler, keep_going, progress),
+                         shape=options.as_frame(shape))
+    options.report_cleanup(summary, cleanup, report)
     return summary

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hbens.api._shared import Shape, as_frame
+from hbens.api import options
+from hbens.api.options import Shape
 from hbens.errors import HbensError
 from hbens.frames import csv_frame, resolve_frame
 from hbens.images import find_images, read_xray
@@ -52,10 +53,9 @@ def show(submission: PathLike, *, image: str | None = None, images: PathLike | N
 
     Examples
     --------
-    >>> import tempfile, hbens.api as hb
-    >>> from hbens.synthetic import write_example
+    >>> import tempfile, hbens.api as hb, hbens.synthetic as synthetic
     >>> folder = tempfile.mkdtemp()
-    >>> gt, csvs = write_example(folder, n_images=2, shape=(128, 128), images=True)
+    >>> gt, csvs = synthetic.write_example(folder, n_images=2, shape=(128, 128), images=True)
     >>> picture = hb.show(csvs[0], images=f"{folder}/images", compare=csvs[1])
     >>> picture.shape, picture.dtype
     ((128, 128, 3), dtype('uint8'))
@@ -92,9 +92,8 @@ def draw(submission: PathLike, *, image: str | None = None, images: PathLike | N
 
     Examples
     --------
-    >>> import tempfile, hbens.api as hb
-    >>> from hbens.synthetic import write_example
-    >>> gt, csvs = write_example(tempfile.mkdtemp(), n_images=1, shape=(64, 64))
+    >>> import tempfile, hbens.api as hb, hbens.synthetic as synthetic
+    >>> gt, csvs = synthetic.write_example(tempfile.mkdtemp(), n_images=1, shape=(64, 64))
     >>> drawing = hb.draw(csvs[0], compare=csvs[1], shape=64)
     >>> drawing.picture.shape, list(drawing.counts)
     ((64, 64, 3), ['in both', 'only in the first', 'only in the second', 'a different class in each'])
@@ -102,7 +101,7 @@ def draw(submission: PathLike, *, image: str | None = None, images: PathLike | N
     check_paths([("SUBMISSION", submission), ("--compare", compare), ("--images", images)], [("-o", output)])
     if output is not None:
         picture_suffix(output)
-    frame = csv_frame(as_frame(shape), images)
+    frame = csv_frame(options.as_frame(shape), images)
     image, rles = image_rows(submission, image, frame)
     xray = None if images is None else xray_of(images, image, frame)
     inputs = tuple(str(path) for path in (submission, compare) if path is not None)

@@ -6,20 +6,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from hbens.api._shared import (
-    PerClass,
-    Shape,
-    as_frame,
-    file_of,
-    make_array_format,
-    make_cleanup,
-    make_execution,
-    path_list,
-    precision_name,
-    refuse_repeated,
-    report_cleanup,
-    threshold_list,
-)
+from hbens.api import options
+from hbens.api.options import PerClass, Shape
 from hbens.classes import CLASSES, WRIST, parse_class_list
 from hbens.errors import UsageError
 from hbens.importer import import_folder
@@ -69,13 +57,14 @@ def import_arrays(src: PathLike, output: PathLike, *, size: int | None = None, p
     >>> summary.stats.imported
     1
     """
-    frame = as_frame(shape)
+    frame = options.as_frame(shape)
     if size is not None and frame is not None and frame != (size, size):
         raise UsageError(f"--size {size} and --image-size {frame[0]}x{frame[1]} disagree; give one")
-    check_paths([("SRC", src), ("--classes", file_of(array_classes))], [], folder_writes=[("-o", output)])
-    fmt = replace(make_array_format(key, kind, array_classes, drop_channel), size=frame or ((size, size) if size else None))
-    return import_folder(src, output, fmt, precision=precision_name(precision), resume=resume,
-                         execution=make_execution(workers, scheduler, keep_going, progress))
+    check_paths([("SRC", src), ("--classes", options.file_of(array_classes))], [], folder_writes=[("-o", output)])
+    fmt = replace(options.make_array_format(key, kind, array_classes, drop_channel),
+                  size=frame or ((size, size) if size else None))
+    return import_folder(src, output, fmt, precision=options.precision_name(precision), resume=resume,
+                         execution=options.make_execution(workers, scheduler, keep_going, progress))
 
 
 def model_sources(checkpoints: Sequence[str], *, spec: ModelSpec, format: str | None, allow_pickle: bool,
@@ -144,27 +133,28 @@ def predict(checkpoints: Sequence[PathLike], images: PathLike, output: PathLike,
     >>> summary.failed  # doctest: +SKIP
     []
     """
-    checkpoints = path_list(checkpoints)
+    checkpoints = options.path_list(checkpoints)
     if weights is not None and len(weights) != len(checkpoints):
         raise UsageError(f"{len(weights)} weights for {len(checkpoints)} checkpoints; give one per --ckpt",
                          "--weights")
     if crop_from is None and (crop_classes is not None or crop_margin is not None):
         raise UsageError("--crop-classes and --crop-margin need --crop-from")
     around = parse_class_list(crop_classes, option="--crop-classes") if crop_classes else WRIST
-    refuse_repeated("--ckpt", checkpoints)
+    options.refuse_repeated("--ckpt", checkpoints)
     models = [("--ckpt", file) for path in checkpoints for file in [path, *checkpoint_files(path)]]
-    check_paths([*models, ("--images", images), ("--thresholds", file_of(thresholds)), ("--crop-from", crop_from),
-                 ("--clean-config", clean_config)],
+    check_paths([*models, ("--images", images), ("--thresholds", options.file_of(thresholds)),
+                 ("--crop-from", crop_from), ("--clean-config", clean_config)],
                 [("--csv", csv, CSV), ("--report", report, CSV)], folder_writes=[("-o", output)])
     sources = model_sources(checkpoints, spec=ModelSpec(arch, encoder, in_channels, classes), format=format,
                             allow_pickle=allow_pickle, channels=channels, model_classes=model_classes, device=device)
-    options = PredictOptions(size=size, window=window, overlap=overlap, blend=blend, tta=tta, merge=merge,
-                             normalize=normalize, batch_size=batch_size, precision=precision_name(precision))
-    cleanup = make_cleanup(min_area, keep, largest, fill_holes, connectivity, clean_classes, clean_config)
-    execution = make_execution(workers, scheduler, keep_going, progress, default_predict_workers([sources[0].device]))
-    summary = predict_folder(sources, images, output, options, ensemble=ensemble, weights=weights, csv=csv,
-                             thresholds=threshold_list(threshold, thresholds), resume=resume, cleanup=cleanup,
-                             execution=execution, crop_from=crop_from, crop_classes=around,
+    settings = PredictOptions(size=size, window=window, overlap=overlap, blend=blend, tta=tta, merge=merge,
+                             normalize=normalize, batch_size=batch_size, precision=options.precision_name(precision))
+    cleanup = options.make_cleanup(min_area, keep, largest, fill_holes, connectivity, clean_classes, clean_config)
+    execution = options.make_execution(workers, scheduler, keep_going, progress,
+                                       default_predict_workers([sources[0].device]))
+    summary = predict_folder(sources, images, output, settings, ensemble=ensemble, weights=weights, csv=csv,
+                             thresholds=options.threshold_list(threshold, thresholds), resume=resume,
+                             cleanup=cleanup, execution=execution, crop_from=crop_from, crop_classes=around,
                              crop_margin=0.15 if crop_margin is None else crop_margin)
-    report_cleanup(summary, cleanup, report)
+    options.report_cleanup(summary, cleanup, report)
     return summary

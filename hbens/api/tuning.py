@@ -9,15 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hbens.api._shared import (
-    Shape,
-    as_frame,
-    file_of,
-    make_array_format,
-    make_execution,
-    path_list,
-    refuse_repeated,
-)
+from hbens.api import options
+from hbens.api.options import Shape
 from hbens.errors import HbensError, UsageError
 from hbens.outputs import PathLike
 from hbens.paths import CSV, HTML, YAML, check_paths
@@ -82,26 +75,25 @@ def tune(inputs: Sequence[PathLike], gt: PathLike, output: PathLike, *, folds: i
 
     Examples
     --------
-    >>> import tempfile, hbens.api as hb
-    >>> from hbens.synthetic import write_example
+    >>> import tempfile, hbens.api as hb, hbens.synthetic as synthetic
     >>> folder = tempfile.mkdtemp()
-    >>> gt, csvs = write_example(folder, n_images=4, shape=(128, 128))
+    >>> gt, csvs = synthetic.write_example(folder, n_images=4, shape=(128, 128))
     >>> recipe = hb.tune(csvs, gt, f"{folder}/recipe.yaml", folds=2, steps="members,thresholds", shape=128)
     >>> list(recipe.table.columns), len(recipe.table), len(recipe.inputs)
     (['class', 'baseline', 'in-sample', 'held-out', 'choice'], 29, 3)
     """
-    inputs = path_list(inputs)
-    refuse_repeated("INPUTS", inputs)
+    inputs = options.path_list(inputs)
+    options.refuse_repeated("INPUTS", inputs)
     check_paths([*(("INPUTS", path) for path in inputs), ("--gt", gt), ("--images", images),
-                 ("--classes", file_of(array_classes))], [("-o", output, YAML), ("--report", report, HTML)])
+                 ("--classes", options.file_of(array_classes))], [("-o", output, YAML), ("--report", report, HTML)])
     try:
         chosen = parse_steps(steps if isinstance(steps, str) else ",".join(steps))
     except HbensError as error:
         raise UsageError(str(error), "--try") from None
     result = tune_inputs(inputs, gt, output, folds=folds, steps=chosen, images=images, seed=seed,
-                         crf_params=crf_params, shape=as_frame(shape),
-                         array_format=make_array_format(key, kind, array_classes, drop_channel),
-                         execution=make_execution(workers, scheduler, keep_going, progress))
+                         crf_params=crf_params, shape=options.as_frame(shape),
+                         array_format=options.make_array_format(key, kind, array_classes, drop_channel),
+                         execution=options.make_execution(workers, scheduler, keep_going, progress))
     if report is not None:
         write_tune_report(report, result, gt=gt, inputs=inputs, folds=folds)
     return TunedRecipe(result.recipe.inputs, result.recipe.classes, path=str(output),
@@ -142,24 +134,23 @@ def apply(recipe: PathLike | Recipe, inputs: Sequence[PathLike], output: PathLik
 
     Examples
     --------
-    >>> import tempfile, hbens.api as hb
-    >>> from hbens.synthetic import write_example
-    >>> folder = tempfile.mkdtemp()
-    >>> gt, csvs = write_example(folder, n_images=2, shape=(128, 128))
+    >>> import tempfile, hbens.api as hb, hbens.synthetic as synthetic
+    >>> gt, csvs = synthetic.write_example(folder := tempfile.mkdtemp(), n_images=2, shape=(128, 128))
     >>> recipe = hb.tune(csvs, gt, f"{folder}/recipe.yaml", folds=2, steps="members", shape=128)
     >>> hb.apply(recipe, csvs, f"{folder}/tuned.csv", shape=128).rows
     58
     """
-    inputs = path_list(inputs)
-    refuse_repeated("INPUTS", inputs)
+    inputs = options.path_list(inputs)
+    options.refuse_repeated("INPUTS", inputs)
     with tempfile.TemporaryDirectory() as folder:
         recipe = recipe_file(recipe, folder)
         check_paths([("RECIPE", recipe), *(("INPUTS", path) for path in inputs), ("--images", images),
-                     ("--classes", file_of(array_classes))], [("-o", output, CSV)],
+                     ("--classes", options.file_of(array_classes))], [("-o", output, CSV)],
                     folder_writes=[("--stores", stores)])
         return apply_recipe(recipe, inputs, output, stores=stores, images=images, rename=rename,
-                            array_format=make_array_format(key, kind, array_classes, drop_channel),
-                            execution=make_execution(workers, scheduler, keep_going, progress), shape=as_frame(shape))
+                            array_format=options.make_array_format(key, kind, array_classes, drop_channel),
+                            execution=options.make_execution(workers, scheduler, keep_going, progress),
+                            shape=options.as_frame(shape))
 
 
 def recipe_file(recipe: PathLike | Recipe, folder: str) -> str:

@@ -382,13 +382,9 @@ def tune_inputs(
     crf_params : CRFParams or mapping, optional
         The CRF tried (and written for the classes that take it); a mapping gives some settings and
         the others are ``hbens crf``'s defaults for the frame (:func:`hbens.postproc.crf.frame_params`).
-    array_format : ArrayFormat, optional
-        How to read folders of saved arrays.
-    execution : Execution, optional
-        Workers and scheduler of the per-image passes.
-    shape : (int, int), optional
-        The frame; default: the stores', else the X-rays', else the saved arrays', else 2048x2048
-        (:mod:`hbens.frames`).
+    array_format, execution, shape
+        How to read saved arrays, where the per-image passes run, and the frame: as for
+        :func:`hbens.tune.apply.apply_recipe`.
 
     Returns
     -------
