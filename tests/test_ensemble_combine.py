@@ -24,7 +24,15 @@ from hbens.ensemble.rules import (
 from hbens.ensemble.vote import VoteRule
 from hbens.errors import HbensError
 from hbens.maps.folders import MapFile
-from hbens.maps.probabilities import ClassCrop, ProbabilityStore, crop_runs, load_probabilities, quantize, tight_crop, write_store
+from hbens.maps.probabilities import (
+    ClassCrop,
+    ProbabilityStore,
+    crop_runs,
+    load_probabilities,
+    quantize,
+    tight_crop,
+    write_store,
+)
 from hbens.rle import runs_to_mask
 from hbens.runs import box_to_runs
 from tests.oracles import decode_reference, encode_reference
@@ -458,8 +466,8 @@ def write_folders(tmp_path, rng, n_images=3):
 
 def test_fuse_inputs_streams_folders_and_csvs_like_the_per_image_task(tmp_path, rng):
     from hbens.ensemble import fuse as fuse_inputs
-    from hbens.maps.folders import open_map_folder
     from hbens.execution import Execution
+    from hbens.maps.folders import open_map_folder
     from hbens.maps.saved_arrays import ArrayFormat
     from hbens.submission import read_submission
 

@@ -4,8 +4,7 @@ from pathlib import Path
 import pytest
 
 from hbens.errors import HbensError
-from hbens.outputs import atomic_open
-from hbens.outputs import same_file
+from hbens.outputs import atomic_open, same_file
 from hbens.paths import check_paths, created_folder, remove_stale_temporaries
 
 

@@ -12,11 +12,18 @@ from hbens.cli import cli
 from hbens.errors import HbensError
 from hbens.importer import import_folder
 from hbens.maps.folders import MapFile
+from hbens.maps.probabilities import (
+    ClassCrop,
+    ProbabilityStore,
+    crop_box,
+    load_probabilities,
+    quantize,
+    write_store,
+)
+from hbens.maps.saved_arrays import ArrayFormat
 from hbens.metrics import dice_masks
 from hbens.postproc.crf import CRFParams, CRFStats, crf_folder, describe_dice, refine, refine_store
-from hbens.maps.probabilities import ClassCrop, ProbabilityStore, crop_box, load_probabilities, quantize, write_store
 from hbens.rle import encode
-from hbens.maps.saved_arrays import ArrayFormat
 from hbens.submission import write_submission
 
 SHAPE = (96, 96)

@@ -14,6 +14,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from hbens.cli import cli  # noqa: E402
 from hbens.errors import HbensError  # noqa: E402
+from hbens.maps.probabilities import ProbabilityStore, load_probabilities  # noqa: E402
 from hbens.predictors import (  # noqa: E402
     ModelSource,
     ModelSpec,
@@ -25,7 +26,6 @@ from hbens.predictors import (  # noqa: E402
 )
 from hbens.predictors.checkpoints import JIT_DEPRECATED  # noqa: E402
 from hbens.predictors.model import InferenceModel, output_logits  # noqa: E402
-from hbens.maps.probabilities import ProbabilityStore, load_probabilities  # noqa: E402
 from hbens.submission import read_submission  # noqa: E402
 
 pytestmark = pytest.mark.slow

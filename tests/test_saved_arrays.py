@@ -15,10 +15,17 @@ from hypothesis import strategies as st
 
 from hbens.classes import CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
-from hbens.maps.probabilities import FLOOR, ProbabilityStore, dequantize, tight_crop, write_store
 from hbens.importer import import_image
 from hbens.maps.array_files import SavedImage, find_saved_arrays, is_saved_array_folder, read_saved_image
-from hbens.maps.saved_arrays import EXACT_FLOOR, PROBABILITY_CLIP, ArrayFormat, parse_kind
+from hbens.maps.probabilities import (
+    FLOOR,
+    PROBABILITY_CLIP,
+    ProbabilityStore,
+    dequantize,
+    tight_crop,
+    write_store,
+)
+from hbens.maps.saved_arrays import EXACT_FLOOR, ArrayFormat, parse_kind
 
 SIZE = (64, 64)
 FEW = CLASSES[:5]

@@ -12,9 +12,9 @@ from hbens.classes import CLASSES
 from hbens.cli import cli
 from hbens.errors import HbensError
 from hbens.execution import Execution
+from hbens.maps.probabilities import ProbabilityStore
 from hbens.postproc.clean import CleanConfig, clean_rows
 from hbens.postproc.crf import CRFParams, frame_params
-from hbens.maps.probabilities import ProbabilityStore
 from hbens.submission import read_submission
 from hbens.tune import ClassRecipe, Recipe, RecipeInput, apply_recipe, read_recipe, tune_inputs, write_recipe
 from hbens.tune.apply import recipe_rules

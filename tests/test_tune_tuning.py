@@ -9,10 +9,9 @@ from click.testing import CliRunner
 from hbens.classes import CLASSES, FINGERS, WRIST
 from hbens.cli import cli
 from hbens.ensemble.combine import fuse_class
-from hbens.maps.probabilities import crop_runs
-from hbens.metrics import dice_runs
 from hbens.execution import Execution
-from hbens.maps.probabilities import ClassCrop, tight_crop, write_store
+from hbens.maps.probabilities import ClassCrop, crop_runs, tight_crop, write_store
+from hbens.metrics import dice_runs
 from hbens.runs import box_to_runs
 from hbens.tune import read_recipe, tune_inputs
 from hbens.tune.evaluate import canonical, fused_curves, member_combos

@@ -37,6 +37,10 @@ FORMAT = "hbens-probabilities"
 VERSION = 1
 FLOOR = 1 / 255
 """Probabilities at or below this are not stored (read back as 0)."""
+PROBABILITY_CLIP = 1e-6
+"""Probabilities are clipped to ``[clip, 1 - clip]`` before a logit is taken of them (resizing a saved
+array, the CRF's unary).  (A soft fuse in logit space clips at :data:`hbens.ensemble.rules.CLIP`,
+half a uint8 step: a fused value, not a probability read back.)"""
 PRECISIONS = {"uint8": np.uint8, "float16": np.float16}
 
 

@@ -29,14 +29,12 @@ import numpy as np
 
 from hbens.classes import CLASS_INDEX, CLASSES
 from hbens.errors import HbensError
-from hbens.maps.probabilities import FLOOR, PRECISIONS, ClassCrop, crop_box, tight_crop
+from hbens.maps.probabilities import FLOOR, PRECISIONS, PROBABILITY_CLIP, ClassCrop, crop_box, tight_crop
 from hbens.maps.upsample import source_box, upsample_crop
 from hbens.outputs import PathLike
 
 PADDING = 4
 """Pixels kept around each class's crop (as in ``hbens predict``)."""
-PROBABILITY_CLIP = 1e-6
-"""Probabilities are clipped to [clip, 1 - clip] before taking their logit for resizing."""
 PROBABILITY_SLACK = 1e-3
 """Probabilities may overshoot [0, 1] by this much (float16 rounding) and still count as probabilities."""
 EXACT = "exact"

@@ -24,6 +24,7 @@ from hbens.images import find_images, read_xray
 from hbens.maps.folders import ImageMaps, MapFile, framed, open_map_folder
 from hbens.maps.probabilities import (
     PRECISIONS,
+    PROBABILITY_CLIP,
     ClassCrop,
     crop_runs,
     crops_to_rles,
@@ -133,7 +134,7 @@ def refine(probability: np.ndarray, image: np.ndarray, params: CRFParams = CRFPa
 
     check_refine_inputs(probability, image)
     height, width = probability.shape
-    p = np.clip(probability.astype(np.float32), 1e-6, 1 - 1e-6)
+    p = np.clip(probability.astype(np.float32), PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
     crf = dcrf.DenseCRF2D(width, height, 2)
     crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(np.stack([1 - p, p]))))
     rows, columns = np.mgrid[origin[0] : origin[0] + height, origin[1] : origin[1] + width].astype(np.float32)
