@@ -17,6 +17,8 @@ from hbens.rle import mask_to_runs
 
 Runs = tuple[np.ndarray, np.ndarray]
 """0-based ``(starts, lengths)`` int64 arrays, sorted and not touching."""
+Box = tuple[int, int, int, int]
+"""``(top, left, bottom, right)`` of a region of a frame, bottom and right exclusive."""
 Segments = tuple[np.ndarray, np.ndarray, np.ndarray]
 """``(rows, begins, ends)`` int64 arrays of row segments in row-major order (ends exclusive)."""
 EMPTY_RUNS: Runs = (np.empty(0, np.int64), np.empty(0, np.int64))

@@ -23,12 +23,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hbens.ensemble.inputs import Box, Source, source_box
+from hbens.ensemble.inputs import Source, support_box
 from hbens.ensemble.rules import CLIP, HardRule, SoftRule
 from hbens.ensemble.vote import hard_vote
 from hbens.errors import HbensError
 from hbens.maps.probabilities import ClassCrop, crop_runs, dequantize
-from hbens.runs import EMPTY_RUNS, Runs, runs_to_box
+from hbens.runs import EMPTY_RUNS, Box, Runs, runs_to_box
 
 _UINT8_LEVELS = dequantize(np.arange(256, dtype=np.uint8)).astype(np.float64)
 _BINARY_LEVELS = np.array([0.0, 1.0])
@@ -36,7 +36,7 @@ _BINARY_LEVELS = np.array([0.0, 1.0])
 
 def _mapped(source: Source, box: Box, transfer: Callable[[np.ndarray], np.ndarray],
             shape: tuple[int, int]) -> np.ndarray:
-    """``transfer`` of the source's float64 probabilities over ``box`` (its :func:`source_box`).
+    """``transfer`` of the source's float64 probabilities over ``box`` (its :func:`support_box`).
 
     uint8 and CSV sources go through a lookup table of their levels, so ``transfer`` runs on at
     most 256 values.
@@ -80,7 +80,7 @@ def fuse_class(sources: Sequence[Source | None], rule: SoftRule, shape: tuple[in
     transfer = _logit if rule.space == "logit" else (lambda p: p)
     base = float(transfer(np.float64(0.0)))
     parts = [(sources[rule.members[k]], w) for k, w in zip(present, weights)]
-    parts = [(source, w, box) for source, w in parts if (box := source_box(source, shape)) is not None]
+    parts = [(source, w, box) for source, w in parts if (box := support_box(source, shape)) is not None]
     if not parts:
         return ClassCrop((0, 0, 0, 0), np.zeros((0, 0), np.float32))
     top = min(box[0] for *_, box in parts)

@@ -15,16 +15,13 @@ from hbens.errors import HbensError
 from hbens.maps.folders import ImageMaps, MapFile
 from hbens.maps.probabilities import ClassCrop
 from hbens.rle import string_to_runs
-from hbens.runs import Runs, runs_bounds
+from hbens.runs import Box, Runs, runs_bounds
 
 Source = ClassCrop | Runs
 """One input's map of one class: a store's crop (uint8 p*255, float16 or float32) or a CSV's runs."""
 
-Box = tuple[int, int, int, int]
-"""``(top, left, bottom, right)``, bottom and right exclusive."""
 
-
-def source_box(source: Source, shape: tuple[int, int]) -> Box | None:
+def support_box(source: Source, shape: tuple[int, int]) -> Box | None:
     """The box outside which the source's probability is 0 (a crop's box, the bounds of runs); None if empty."""
     if isinstance(source, ClassCrop):
         return source.box if source.values.size else None

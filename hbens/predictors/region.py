@@ -22,12 +22,9 @@ from hbens.maps.folders import open_map_folder
 from hbens.maps.probabilities import ClassCrop, crop_runs
 from hbens.outputs import PathLike
 from hbens.rle import RLEError, string_to_runs
-from hbens.runs import EMPTY_RUNS, Runs, runs_bounds, union_runs
+from hbens.runs import EMPTY_RUNS, Box, Runs, runs_bounds, union_runs
 from hbens.settings import examples
 from hbens.submission import scan_submission
-
-Box = tuple[int, int, int, int]
-"""``(top, left, bottom, right)`` with exclusive ends."""
 
 FIRST_THRESHOLD = 0.5
 """A first-stage map counts as a mask where its probability exceeds this."""

@@ -31,7 +31,7 @@ from numba import njit
 
 from hbens.classes import CLASSES
 from hbens.ensemble.combine import fuse_class
-from hbens.ensemble.inputs import ImageInputs, Source, source_box
+from hbens.ensemble.inputs import ImageInputs, Source, support_box
 from hbens.ensemble.rules import SoftRule
 from hbens.errors import HbensError
 from hbens.execution import path_field
@@ -280,7 +280,7 @@ def fused_curves(
         raise ValueError("fused_curves scores probability-space rules only (0 everywhere fuses to 0)")
     truth_total = int(truth[1].sum())
     inputs = [i for i, source in enumerate(sources) if source is not None]
-    boxes = [box for box in (source_box(sources[i], shape) for i in inputs) if box is not None]
+    boxes = [box for box in (support_box(sources[i], shape) for i in inputs) if box is not None]
     if boxes:
         union = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
         dtype = _key_dtype(sources)
