@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["api", "apply", "check", "clean", "crf", "fuse", "import_arrays", "predict", "read_submission", "score",
-           "show", "synth"]
+__all__ = ["api", "apply", "check", "clean", "crf", "draw", "fuse", "import_arrays", "predict", "read_submission",
+           "score", "show", "synth"]
 """:mod:`hbens.api` and the functions of it that this package re-exports."""
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         check,
         clean,
         crf,
+        draw,
         fuse,
         import_arrays,
         predict,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from hbens.errors import HbensError, located
 from hbens.settings import clip, read_csv_rows, read_text
 
@@ -38,6 +40,25 @@ def class_thresholds(threshold: float, thresholds: dict[str, float] | None = Non
         if name not in CLASS_INDEX:
             raise HbensError(f"thresholds: unknown class {name!r}; valid classes: {', '.join(CLASSES)}")
     return {name: float((thresholds or {}).get(name, threshold)) for name in CLASSES}
+
+
+def check_class_values(values: Mapping[str, float], column: str) -> dict[str, float]:
+    """``{class: number}`` of a mapping, checked as :func:`read_class_values` checks a file's rows:
+    known classes, numbers in [0, 1].
+
+    Examples
+    --------
+    >>> check_class_values({"Ulna": 0.4}, "threshold")
+    {'Ulna': 0.4}
+    """
+    checked = {}
+    for name, value in values.items():
+        if name not in CLASS_INDEX:
+            raise HbensError(f"{column}s: unknown class {name!r}; valid classes: {', '.join(CLASSES)}")
+        if not 0 <= float(value) <= 1:
+            raise HbensError(f"{column}s: {column} {value} of {name} is not in [0, 1]")
+        checked[name] = float(value)
+    return checked
 
 
 def parse_class_list(text: str, *, option: str) -> tuple[str, ...]:

@@ -179,3 +179,30 @@ def test_errors_are_the_cli_lines(small, tmp_path):
             call()
         assert str(caught.value) == cli_error(*args), args
     assert not out.exists() and not (tmp_path / "r.yaml").exists()
+
+
+def test_classwise_scores_may_be_mappings_as_files_are(small, tmp_path):
+    folder, gt, csvs = small
+    files = []
+    for k, csv in enumerate(csvs):
+        files.append(tmp_path / f"s{k}.csv")
+        hb.score(csv, gt, out=files[-1], shape=128)
+    mappings = [hb.score(csv, gt, shape=128).per_class.to_dict() for csv in csvs]
+    from_files = hb.fuse(csvs, tmp_path / "files.csv", strategy="classwise", scores=files, shape=128)
+    from_maps = hb.fuse(csvs, tmp_path / "maps.csv", strategy="classwise", scores=mappings, shape=128)
+    assert from_files.rows == from_maps.rows == 4 * len(CLASSES)
+    assert (tmp_path / "files.csv").read_bytes() == (tmp_path / "maps.csv").read_bytes()
+
+
+def test_bad_precision_is_one_error_before_any_image(small, tmp_path):
+    folder, gt, csvs = small
+    hb.fuse(csvs, tmp_path / "soft.csv", strategy="soft", stores=tmp_path / "soft", shape=128)
+    with pytest.raises(HbensError, match="^precision must be one of uint8, float16, got 'int8'$"):
+        hb.fuse([tmp_path / "soft", csvs[0]], tmp_path / "o.csv", precision="int8", shape=128)
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_draw_is_exported_like_show():
+    import hbens
+
+    assert hbens.draw is hb.draw and "draw" in hbens.__all__

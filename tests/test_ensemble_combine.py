@@ -326,7 +326,7 @@ def test_mismatched_shapes_name_the_files(tmp_path, rng, stores):
 
 @pytest.mark.parametrize("call, message", [
     (lambda: soft_rules(3, weights=[1, 2]), "2 weights for 3 inputs"),
-    (lambda: soft_rules(2, class_weights={"Ulna": [1, 2, 3]}), "3 weights for Ulna, expected one per input"),
+    (lambda: soft_rules(2, class_weights={"Ulna": [1, 2, 3]}), "give 2 weights > 0, one per input"),
     (lambda: soft_rules(2, class_weights={"Ulnar": [1, 2]}), "unknown class 'Ulnar'"),
     (lambda: soft_rules(2, thresholds={"Ulnar": 0.4}), "unknown class 'Ulnar'"),
     (lambda: soft_rules(2, weights=[1, 0]), "positive"),

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from hbens.classes import CLASSES, IMAGE_SHAPE
 from hbens.cli import cli
-from hbens.ensemble import classwise_rules, fuse, hard_rules, read_class_weights
+from hbens.ensemble import classwise_rules, fuse, hard_rules, read_class_weights, soft_rules
 from hbens.errors import HbensError
 from hbens.submission import read_submission, write_submission
 from tests.oracles import vote_reference
@@ -106,6 +106,12 @@ def test_partial_class_input_is_valid_for_its_classes(tmp_path, example):
     with pytest.raises(HbensError, match="wrist.csv: 54 \\(image, class\\) row\\(s\\) needed for the vote are missing"):
         fuse([csvs[0], wrist], tmp_path / "bad.csv")
     assert not (tmp_path / "bad.csv").exists()
+    # The same rows are needed on the engine's other path (soft rules read the CSV as 0/1 maps).
+    with pytest.raises(HbensError, match="wrist.csv: 54 \\(image, class\\) row\\(s\\) needed"):
+        fuse([csvs[0], wrist], tmp_path / "bad.csv", soft_rules(2))
+    assert not (tmp_path / "bad.csv").exists()
+    fuse([csvs[0], wrist], tmp_path / "empty.csv", soft_rules(2), missing="empty")
+    assert len(read_submission(tmp_path / "empty.csv")) == len(read_submission(csvs[0]))
 
 
 def test_misalignment_errors(tmp_path, example):

@@ -49,14 +49,14 @@ def strategy_rules(strategy: str, n_inputs: int, *, maps: bool, min_votes: int |
     if strategy == "soft" and (min_votes is not None or min_weight is not None):
         raise UsageError("--strategy soft averages; --min-votes, --union, --intersection and --min-weight "
                          "are for --strategy hard")
-    options = {
+    chosen = {
         "hard": dict(min_votes=min_votes, weights=weights, min_weight=min_weight, class_weights=class_weights),
         "soft": dict(weights=weights, class_weights=class_weights, space=space),
         "classwise": dict(picks=picks, space=space, vote=not maps, scores=[
             read_scores(str(s)) if isinstance(s, (str, Path)) else options.class_values(s, "dice")
             for s in scores] or None),
     }[strategy]
-    return STRATEGIES[strategy](n_inputs, threshold=threshold, thresholds=thresholds, **options)
+    return STRATEGIES[strategy](n_inputs, threshold=threshold, thresholds=thresholds, **chosen)
 
 
 def fuse(inputs: Sequence[PathLike], output: PathLike, *, strategy: str | None = None, threshold: float = 0.5,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hbens.classes import CLASS_INDEX, CLASSES, class_thresholds, read_class_names, read_class_values
-from hbens.ensemble import read_class_weights
+from hbens.classes import CLASSES, check_class_values, class_thresholds, read_class_names, read_class_values
+from hbens.ensemble.rules import check_class_weights, read_class_weights
 from hbens.errors import HbensError, UsageError
 from hbens.execution import Execution
 from hbens.maps.saved_arrays import ArrayFormat
@@ -22,8 +22,6 @@ LARGEST_SIDE = 16384
 """Largest side of a frame (as ``--image-size``)."""
 
 
-
-
 def as_frame(shape: Shape) -> tuple[int, int] | None:
     """``(H, W)`` of ``N`` or ``(H, W)``; None stays None (the library resolves the frame)."""
     if shape is None:
@@ -35,7 +33,7 @@ def as_frame(shape: Shape) -> tuple[int, int] | None:
 
 
 def make_execution(workers: int | None, scheduler: str, keep_going: bool, progress: bool,
-               default_workers: int | None = None) -> Execution:
+                   default_workers: int | None = None) -> Execution:
     """The :class:`~hbens.execution.Execution` of the arguments; a bad ``scheduler`` is a usage error."""
     try:
         return Execution(workers=workers or default_workers, scheduler=scheduler, keep_going=keep_going,
@@ -45,7 +43,7 @@ def make_execution(workers: int | None, scheduler: str, keep_going: bool, progre
 
 
 def make_cleanup(min_area: int, keep: int | None, largest: bool, fill_holes: bool, connectivity: int,
-             classes: Sequence[str] | str | None, config: PathLike | None):
+                 classes: Sequence[str] | str | None, config: PathLike | None):
     """The per-class cleanup of the clean options, or None when they ask for nothing."""
     if largest and keep is not None:
         raise UsageError("give --largest or --keep, not both")
@@ -60,7 +58,9 @@ def make_cleanup(min_area: int, keep: int | None, largest: bool, fill_holes: boo
 
 
 def make_array_format(key: str | None, kind: str, classes: PathLike | Sequence[str] | None,
-                  drop_channel: int | None):
+                      drop_channel: int | None) -> ArrayFormat:
+    """How to read saved arrays (:class:`~hbens.maps.saved_arrays.ArrayFormat`): ``classes`` a file
+    of names or a list (default: the 29 classes)."""
     if classes is None:
         names = CLASSES
     elif isinstance(classes, (str, Path)):
@@ -79,14 +79,7 @@ def class_values(values: PerClass, column: str, written_by: str = "") -> dict[st
     """``{class: number}`` of a ``class,<column>`` CSV or of a mapping, checked alike."""
     if values is None or isinstance(values, (str, Path)):
         return None if values is None else read_class_values(str(values), column, written_by)
-    checked = {}
-    for name, value in values.items():
-        if name not in CLASS_INDEX:
-            raise HbensError(f"{column}s: unknown class {name!r}; valid classes: {', '.join(CLASSES)}")
-        if not 0 <= float(value) <= 1:
-            raise HbensError(f"{column}s: {column} {value} of {name} is not in [0, 1]")
-        checked[name] = float(value)
-    return checked
+    return check_class_values(values, column)
 
 
 def threshold_list(threshold: float, thresholds: PerClass) -> list[float]:
@@ -95,20 +88,16 @@ def threshold_list(threshold: float, thresholds: PerClass) -> list[float]:
 
 
 def class_weights_of(values: PathLike | Mapping[str, Sequence[float]] | None,
-                   n_inputs: int) -> dict[str, list[float]] | None:
+                     n_inputs: int) -> dict[str, list[float]] | None:
     """Per-class weights of a CSV/JSON file (:func:`~hbens.ensemble.read_class_weights`) or of a mapping."""
     if values is None or isinstance(values, (str, Path)):
         return None if values is None else read_class_weights(values, n_inputs)
-    for name, weights in values.items():
-        if name not in CLASS_INDEX:
-            raise HbensError(f"class weights: unknown class {name!r}; valid classes: {', '.join(CLASSES)}")
-        if len(weights) != n_inputs or not all(w > 0 for w in weights):
-            raise HbensError(f"class weights of {name}: {list(weights)}; give {n_inputs} weights > 0, one per input")
-    return {name: [float(w) for w in weights] for name, weights in values.items()}
+    return check_class_weights(values, n_inputs)
 
 
 def refuse_repeated(option: str, paths: Sequence[str],
-                     advice: str = "give each input once (to count one more, use --weights)") -> None:
+                    advice: str = "give each input once (to count one more, use --weights)") -> None:
+    """A usage error when two of ``paths`` name one file (hard links and symbolic links included)."""
     for number, path in enumerate(paths):
         for earlier in paths[:number]:
             if same_file(earlier, path):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from hbens.classes import CLASSES, IMAGE_SHAPE
-from hbens.ensemble.rules import HardRule
+from hbens.ensemble.rules import HardRule, Rule
 from hbens.ensemble.vote import vote_strings
 from hbens.errors import HbensError
 from hbens.execution import Execution
@@ -58,7 +58,15 @@ def _aligned_images(indexes: list[SubmissionIndex], rules: dict[str, HardRule], 
                 f"{index.path}: image sets differ: lacks {len(lacking)} image(s) that other inputs have, e.g. "
                 f"{', '.join(lacking[:3])}; fuse inputs of the same images or pass --missing empty"
             )
-    for i, index in enumerate(indexes):
+    check_rows(list(enumerate(indexes)), images, rules)
+    return images
+
+
+def check_rows(indexes: Sequence[tuple[int, SubmissionIndex]], images: Sequence[str],
+               rules: dict[str, Rule]) -> None:
+    """HbensError naming the first CSV (input number, index) that lacks an (image, class) row that a
+    rule reads: a CSV's absent row is an empty mask only with ``--missing empty``."""
+    for i, index in indexes:
         used = [name for name, rule in rules.items() if i in rule.members]
         absent = index.missing(images, used)
         if absent:
@@ -67,7 +75,6 @@ def _aligned_images(indexes: list[SubmissionIndex], rules: dict[str, HardRule], 
                 f"{index.path}: {len(absent)} (image, class) row(s) needed for the vote are missing, e.g. {shown}; "
                 "pass --missing empty to treat them as empty masks"
             )
-    return images
 
 
 def _same_rle(canonical: str, other: str) -> bool:

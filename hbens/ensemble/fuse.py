@@ -19,7 +19,7 @@ import numpy as np
 
 from hbens.classes import CLASSES, IMAGE_SHAPE
 from hbens.ensemble.combine import fuse_class, vote_class
-from hbens.ensemble.csv_votes import VoteStats, vote_submissions, votes_on_text
+from hbens.ensemble.csv_votes import VoteStats, check_rows, vote_submissions, votes_on_text
 from hbens.ensemble.inputs import ImageInputs
 from hbens.ensemble.rules import HardRule, Rule, check_rule_inputs, hard_rules, rules_metadata
 from hbens.errors import HbensError
@@ -33,6 +33,7 @@ from hbens.pipeline import ImageOutput, RunSummary, run_images
 from hbens.postproc.clean import CleanTotals, Cleanup, clean_rows
 from hbens.rle import runs_to_string
 from hbens.runs import runs_bounds, runs_to_box
+from hbens.submission import SubmissionIndex
 
 MISSING = ("error", "empty")
 """What an absent image or row of an input is: an error, or the empty mask."""
@@ -135,12 +136,15 @@ def fuse_task(item: FuseItem) -> ImageOutput:
     return ImageOutput(item.inputs.image, rows, FuseStats(result.stats, clean))
 
 
-def aligned_images(inputs: Inputs, missing: str) -> list[str]:
-    """Images of every input, or an HbensError naming an input that lacks some (unless missing=empty)."""
+def aligned_images(inputs: Inputs, rules: dict[str, Rule], missing: str) -> list[str]:
+    """Images of every input, or an HbensError naming an input that lacks some, or a CSV that lacks
+    a row its rules read (unless missing=empty)."""
     images = sorted(set().union(*(source.images for source in inputs.sources)))
     if missing == "error":
         inputs.check_images(images, what="the other inputs",
                             advice="fuse inputs of the same images or pass --missing empty")
+        check_rows([(i, source) for i, source in enumerate(inputs.sources) if isinstance(source, SubmissionIndex)],
+                   images, rules)
     return images
 
 
@@ -178,7 +182,9 @@ def fuse(
     inputs = open_inputs(paths, array_format=array_format, shape=shape, images=images)
     check_rule_inputs([source.first_maps.classes if isinstance(source, MapFolder) else None
                        for source in inputs.sources], rules)
-    names = aligned_images(inputs, missing)
+    if precision not in PRECISIONS:
+        raise HbensError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    names = aligned_images(inputs, rules, missing)
     metadata = {"inputs": [str(p) for p in paths], "rules": rules_metadata(rules)}
     with inputs.reader() as read, output_folders([stores] if stores is not None else [], option="--stores"):
 

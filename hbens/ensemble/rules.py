@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -84,6 +84,22 @@ class HardRule:
 Rule = SoftRule | HardRule
 
 
+def check_class_weights(class_weights: Mapping[str, Sequence[float]], n_inputs: int) -> dict[str, list[float]]:
+    """Per-class weights checked: known classes, ``n_inputs`` finite weights > 0 each.
+
+    Examples
+    --------
+    >>> check_class_weights({"Ulna": [2, 1]}, 2)
+    {'Ulna': [2.0, 1.0]}
+    """
+    for name, weights in class_weights.items():
+        if name not in CLASS_INDEX:
+            raise HbensError(f"class weights: unknown class {name!r}; valid classes: {', '.join(CLASSES)}")
+        if len(weights) != n_inputs or not all(w > 0 and math.isfinite(w) for w in weights):
+            raise HbensError(f"class weights of {name}: {list(weights)}; give {n_inputs} weights > 0, one per input")
+    return {name: [float(w) for w in weights] for name, weights in class_weights.items()}
+
+
 def hard_rules(
     n_inputs: int,
     *,
@@ -108,7 +124,7 @@ def hard_rules(
     cuts = class_thresholds(threshold, thresholds)
     everyone = range(n_inputs)
     votes = {name: VoteRule.make(everyone, min_votes, weights, min_weight) for name in CLASSES}
-    for name, class_w in (class_weights or {}).items():
+    for name, class_w in check_class_weights(class_weights or {}, n_inputs).items():
         votes[name] = VoteRule.make(everyone, None, class_w, min_weight)
     return {name: HardRule(vote=vote, threshold=cuts[name]) for name, vote in votes.items()}
 
@@ -134,15 +150,11 @@ def soft_rules(
     """
     if weights is not None and len(weights) != n_inputs:
         raise HbensError(f"{len(weights)} weights for {n_inputs} inputs; give one weight per input")
-    for name, class_w in (class_weights or {}).items():
-        if name not in CLASS_INDEX:
-            raise HbensError(f"class weights: unknown class {name!r}; valid classes: {', '.join(CLASSES)}")
-        if len(class_w) != n_inputs:
-            raise HbensError(f"{len(class_w)} weights for {name}, expected one per input ({n_inputs})")
+    class_weights = check_class_weights(class_weights or {}, n_inputs)
     cuts = class_thresholds(threshold, thresholds)
     default = tuple(weights) if weights is not None else (1.0,) * n_inputs
     return {
-        name: SoftRule(members=range(n_inputs), weights=(class_weights or {}).get(name, default), space=space,
+        name: SoftRule(members=range(n_inputs), weights=class_weights.get(name, default), space=space,
                        threshold=cuts[name])
         for name in CLASSES
     }
