@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from numba import njit
 
 from hbens.annotations import GroundTruth
@@ -165,6 +164,8 @@ def score_maps(
 
 def write_scores(path: str, table: DiceTable, inputs: tuple[str, ...] = ()) -> None:
     """Write per-class Dice as ``class,dice`` rows (the format ``hbens fuse --scores`` reads)."""
+    import pandas as pd
+
     rows = pd.DataFrame({"class": table.classes, "dice": table.per_class})
     with atomic_open(path, inputs) as handle:
         rows.to_csv(handle, index=False, float_format="%.6f", lineterminator="\n")

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from hbens.classes import CLASSES
 from hbens.errors import HbensError
@@ -20,6 +19,8 @@ from hbens.metrics import DiceTable
 from hbens.outputs import PathLike, atomic_open
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from hbens.tune.recipe import Recipe
 
 KINDS: dict[str, str] = {
@@ -129,6 +130,7 @@ def html_table(frame: pd.DataFrame, *, formats: Mapping[str, str] | None = None,
 
     Examples
     --------
+    >>> import pandas as pd
     >>> html_table(pd.DataFrame({"class": ["Ulna"], "Dice": [0.9]}), formats={"Dice": "{:.2f}"})
     '<table><tr><th>class</th><th>Dice</th></tr><tr><td>Ulna</td><td class=num>0.90</td></tr></table>'
     """
@@ -151,6 +153,8 @@ def html_table(frame: pd.DataFrame, *, formats: Mapping[str, str] | None = None,
 def stage_frame(stages: Sequence[Stage]) -> pd.DataFrame:
     """The stages as a table: name (with its description), kind, mean Dice, three worst classes,
     what it changed, seconds; the name and worst classes as HTML, the rest as values."""
+    import pandas as pd
+
     rows = [(f"<b>{html.escape(stage.name)}</b><br><small>{html.escape(stage.description)}</small>",
              KINDS[stage.kind], stage.table.mean,
              ", ".join(f"{html.escape(name)}&nbsp;{value:.3f}" for name, value in worst_classes(stage.table)),
@@ -214,6 +218,8 @@ def dice_chart(stages: Sequence[Stage], *, width: int = 960, height: int = 300) 
 def recipe_frame(recipe: Recipe) -> pd.DataFrame:
     """The recipe as a table, one row per class: members x weight (HTML), space, threshold, cleanup,
     CRF, and the validation Dice untuned -> tuned out of fold (HTML)."""
+    import pandas as pd
+
     names = [entry.name for entry in recipe.inputs]
     rows = []
     for name, entry in recipe.classes.items():

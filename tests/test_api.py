@@ -56,9 +56,10 @@ def test_doctests_of_every_api_function_run(tmp_path, monkeypatch):
 
 def test_import_hbens_loads_neither_torch_nor_the_library():
     code = ("import sys, hbens; light = not {'torch', 'numba', 'pandas'} & set(sys.modules); "
-            "import hbens.api; print(light, 'torch' in sys.modules, hbens.fuse is hbens.api.fuse)")
+            "import hbens.api; print(light, {'torch', 'pandas'} & set(sys.modules) or 'none', "
+            "hbens.fuse is hbens.api.fuse)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["True", "False", "True"]
+    assert out.split() == ["True", "none", "True"]  # pandas (0.3 s) loads only when a table is made
 
 
 def test_package_reexports_the_api_but_keeps_its_modules():

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from hbens.api import options
 from hbens.api.options import PerClass, Shape
@@ -16,6 +15,9 @@ from hbens.metrics import DiceTable, plot_format, plot_scores, score_maps, score
 from hbens.outputs import PathLike
 from hbens.paths import CSV, check_paths
 from hbens.submission import HEADER, CheckReport, check_submission, iter_rows, scan_submission
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -31,11 +33,15 @@ class Scores:
 
     @cached_property
     def table(self) -> pd.DataFrame:
+        import pandas as pd  # 0.3 s and 60 MB: loaded only where a table is made
+
         return pd.DataFrame(self.dice.values, index=pd.Index(self.dice.images, name="image_name"),
                             columns=pd.Index(self.dice.classes, name="class"), copy=True)
 
     @property
     def per_class(self) -> pd.Series:
+        import pandas as pd
+
         return pd.Series(self.dice.per_class, index=pd.Index(self.dice.classes, name="class"), name="dice")
 
     @property
@@ -101,6 +107,8 @@ def read_submission(path: PathLike, *, shape: Shape = None) -> pd.DataFrame:
     >>> list(rows.columns), len(rows), rows["class"].iloc[0]
     (['image_name', 'class', 'rle'], 58, 'finger-1')
     """
+    import pandas as pd
+
     index = scan_submission(path, csv_frame(options.as_frame(shape)))
     return pd.DataFrame(list(iter_rows(index)), columns=list(HEADER))
 

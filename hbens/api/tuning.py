@@ -6,8 +6,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from hbens.api import options
 from hbens.api.options import Shape
@@ -19,6 +18,9 @@ from hbens.tune import apply_recipe, tune_inputs, write_recipe
 from hbens.tune.recipe import Recipe
 from hbens.tune.report import tuning_table, write_tune_report
 from hbens.tune.tuning import TuneResult, parse_steps
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from itertools import groupby
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from hbens.classes import CLASS_INDEX, CLASSES, IMAGE_SHAPE
 from hbens.errors import HbensError
@@ -211,6 +210,8 @@ def clean_rows(
 
 def write_clean_report(path: PathLike, totals: CleanTotals, inputs: Sequence[PathLike] = ()) -> None:
     """Write ``class,components_removed,pixels_removed,holes_filled,pixels_added`` per cleaned class."""
+    import pandas as pd
+
     columns = ["class", *(f.name for f in fields(CleanStats))]
     rows = pd.DataFrame([(name, *astuple(stats)) for name, stats in totals.per_class.items()], columns=columns)
     with atomic_open(path, inputs) as handle:

@@ -8,15 +8,17 @@ or refused, and the images the tuned recipe does worst on (by their held-out Dic
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import pandas as pd
 
 from hbens.metrics import DiceTable
 from hbens.outputs import PathLike
 from hbens.report import STYLE, Stage, dice_chart, html_table, write_report
 from hbens.tune.tuning import TuneResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 WORST_IMAGES = 10
 """Images listed in the report's worst-images table."""
@@ -51,6 +53,8 @@ def _settings_table(result: TuneResult) -> str:
 
 def _worst_images(tables: dict[str, DiceTable], count: int) -> str:
     """The ``count`` images of lowest held-out mean Dice, with their baseline and three worst classes."""
+    import pandas as pd
+
     held = tables["tuned, held out"]
     base = tables["baseline"]
     means = held.values.mean(axis=1)
@@ -107,6 +111,8 @@ def write_tune_report(path: PathLike, result: TuneResult, *, gt: PathLike, input
 def tuning_table(result: TuneResult) -> pd.DataFrame:
     """The per-class table of ``hbens tune`` as a DataFrame, one row per class in canonical order:
     ``class``, the Dice ``baseline``, ``in-sample`` and ``held-out``, and the ``choice``."""
+    import pandas as pd
+
     names = [item.name for item in result.recipe.inputs]
     choices = result.choices
     rows = []
