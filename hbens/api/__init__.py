@@ -48,16 +48,46 @@ as ``hbens.api.tune`` and ``hbens.api.demo``; the others are also ``hbens.fuse``
 
 from __future__ import annotations
 
-from hbens.api.checks import Scores, check, read_submission, score
-from hbens.api.fusing import clean, crf, fuse
-from hbens.api.phantoms import demo, synth
-from hbens.api.pictures import Drawing, draw, show
-from hbens.api.predicting import import_arrays, predict
-from hbens.api.tuning import TunedRecipe, apply, tune
+import importlib
+from typing import TYPE_CHECKING
+
 from hbens.errors import HbensError, UsageError
-from hbens.pipeline import RunSummary
-from hbens.submission import CheckReport
+
+if TYPE_CHECKING:
+    from hbens.api.checks import Scores, check, read_submission, score
+    from hbens.api.fusing import clean, crf, fuse
+    from hbens.api.phantoms import demo, synth
+    from hbens.api.pictures import Drawing, draw, show
+    from hbens.api.predicting import import_arrays, predict
+    from hbens.api.tuning import TunedRecipe, apply, tune
+    from hbens.pipeline import RunSummary
+    from hbens.submission import CheckReport
+
+HOMES = {
+    "checks": ("Scores", "check", "read_submission", "score"),
+    "fusing": ("clean", "crf", "fuse"),
+    "phantoms": ("demo", "synth"),
+    "pictures": ("Drawing", "draw", "show"),
+    "predicting": ("import_arrays", "predict"),
+    "tuning": ("TunedRecipe", "apply", "tune"),
+}
+"""The module of each name of the API: a command loads only its own (``hbens fuse`` needs no demo)."""
+_MODULES = {name: f"hbens.api.{module}" for module, names in HOMES.items() for name in names}
+_MODULES.update(RunSummary="hbens.pipeline", CheckReport="hbens.submission")
 
 __all__ = ["CheckReport", "Drawing", "HbensError", "RunSummary", "Scores", "TunedRecipe", "UsageError", "apply",
            "check", "clean", "crf", "demo", "draw", "fuse", "import_arrays", "predict", "read_submission", "score",
            "show", "synth", "tune"]
+
+
+def __getattr__(name: str):
+    """The API's functions and result types, each imported from its module when first used."""
+    if name not in _MODULES:
+        raise AttributeError(f"module 'hbens.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
