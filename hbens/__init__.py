@@ -14,7 +14,7 @@ light (no numba, pandas or torch).
 
 Where each concept lives, from the ground up (a module imports only from its floor or below):
 
-* ground -- :mod:`~hbens.classes` (the 29 classes), :mod:`~hbens.rle` (the competition's RLE),
+* ground -- :mod:`~hbens.classes` (the 29 classes; per-class thresholds and values), :mod:`~hbens.rle` (the competition's RLE),
   :mod:`~hbens.runs` (runs, row segments, boxes), :mod:`~hbens.submission` (CSV reading and
   checks), :mod:`~hbens.annotations` (ground truth), :mod:`~hbens.images` (PNGs, X-rays),
   :mod:`~hbens.frames` (the image size of a run), :mod:`~hbens.settings` (side files),
