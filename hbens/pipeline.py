@@ -38,7 +38,7 @@ class ImageOutput:
 
     image: str
     rows: list[tuple[str, str]] = field(default_factory=list)
-    stats: Any = None
+    stats: Summable | None = None
 
 
 def map_images(
@@ -116,13 +116,13 @@ class RunSummary:
 
     images: int = 0
     failed: list[str] = field(default_factory=list)
-    stats: Any = None
+    stats: Summable | None = None
     seconds: float = 0.0
     rows: int = 0
     cleaned: bool = False
 
 
-def add_stats(total: Any, stats: Any) -> Any:
+def add_stats(total: Summable | None, stats: Summable | None) -> Summable | None:
     """``total + stats`` where either may be None."""
     if stats is None:
         return total

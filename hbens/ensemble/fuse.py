@@ -139,7 +139,7 @@ def fuse_task(item: FuseItem) -> ImageOutput:
 def aligned_images(inputs: Inputs, rules: dict[str, Rule], missing: str) -> list[str]:
     """Images of every input, or an HbensError naming an input that lacks some, or a CSV that lacks
     a row its rules read (unless missing=empty)."""
-    images = sorted(set().union(*(source.images for source in inputs.sources)))
+    images = inputs.images
     if missing == "error":
         inputs.check_images(images, what="the other inputs",
                             advice="fuse inputs of the same images or pass --missing empty")

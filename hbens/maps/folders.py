@@ -168,6 +168,11 @@ class Inputs:
     sources: tuple[MapFolder | SubmissionIndex, ...]
     shape: tuple[int, int]
 
+    @property
+    def images(self) -> list[str]:
+        """The images of any input, sorted."""
+        return sorted(set().union(*(source.images for source in self.sources)))
+
     def check_images(self, images: Sequence[str], *, what: str,
                      advice: str = "pass predictions of the same images") -> None:
         """HbensError naming the first input that lacks one of ``images`` (those of ``what``)."""

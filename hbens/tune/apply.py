@@ -167,7 +167,7 @@ def apply_recipe(
     inputs = open_inputs(paths, array_format=array_format, shape=shape, images=images)
     check_inputs(plan, inputs, rename=rename, where=str(recipe))
     rules, cleanup, crf = recipe_rules(plan, where=str(recipe))
-    names = sorted(set().union(*(source.images for source in inputs.sources)))
+    names = inputs.images
     inputs.check_images(names, what="the other inputs")
     xrays = _xrays(images, names, crf)
     metadata = {"inputs": list(inputs.paths), "recipe": str(recipe), "rules": rules_metadata(rules)}
